@@ -1,0 +1,69 @@
+# One-command entry points. Every target builds and reuses the virtualenv itself,
+# so a fresh clone needs no other step.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYTHONUNBUFFERED := 1
+
+# make demo RATINGS=path/to/ratings.csv MOVIES=path/to/movies.csv API_PORT=8001
+DATA_ARGS := $(if $(RATINGS),--ratings $(RATINGS)) $(if $(MOVIES),--movies $(MOVIES)) $(if $(LINKS),--links $(LINKS))
+
+.PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench clean
+
+help:
+	@echo "make demo    load MovieLens -> Delta, train ALS on Spark, register in MLflow, serve the API"
+	@echo "make test    run the whole test suite (unit + integration, real Spark/Delta/MLflow)"
+	@echo "make bench   measure training time, model quality and API throughput"
+	@echo "make load | train | serve | lint | clean"
+
+$(STAMP): pyproject.toml
+	@scripts/check-java.sh
+	@echo "==> creating $(VENV) and installing filmrec with all extras (a few minutes the first time)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --progress-bar off -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+jars: venv
+	@$(PY) -m filmrec jars > /dev/null
+
+demo: jars
+	$(PY) -m filmrec demo $(DATA_ARGS)
+
+load: jars
+	$(PY) -m filmrec load $(DATA_ARGS)
+
+train: jars
+	$(PY) -m filmrec train
+
+serve: venv
+	$(PY) -m filmrec serve
+
+test: jars
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: jars
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests api airflow/dags test-connections.py
+	$(VENV)/bin/ruff format --check src tests
+
+format: venv
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+bench: jars
+	$(PY) -m filmrec.bench
+
+clean:
+	rm -rf var lakehouse/*/ lakehouse/_* .pytest_cache

@@ -1,0 +1,3 @@
+from filmrec.cli import main
+
+raise SystemExit(main())

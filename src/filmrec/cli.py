@@ -1,0 +1,238 @@
+"""The `filmrec` command: load data, train, serve, and the one-command demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from filmrec.config import Settings, get_settings
+
+log = logging.getLogger("filmrec")
+
+
+def _step(number: int, total: int, text: str) -> None:
+    print(f"\n[{number}/{total}] {text}", flush=True)
+
+
+def _files(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from filmrec.data.movielens import MovieLensFiles, find_bundled_dir, verify_checksums
+
+    if args.ratings is None:
+        bundled = find_bundled_dir()
+        bad = verify_checksums(bundled)
+        if bad:
+            raise SystemExit(f"bundled data does not match SHA256SUMS: {', '.join(bad)}")
+        return MovieLensFiles.in_directory(bundled)
+    movies = args.movies or (args.ratings.parent / "movies.csv")
+    links = args.links or (args.ratings.parent / "links.csv")
+    return MovieLensFiles(
+        ratings=args.ratings,
+        movies=movies if movies.exists() else None,
+        links=links if links.exists() else None,
+    )
+
+
+def _spark(settings: Settings, name: str):  # type: ignore[no-untyped-def]
+    from filmrec.lakehouse.spark_session import build_spark
+
+    return build_spark(app_name=name, settings=settings)
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from filmrec.pipeline import load_movielens, sync_metadata
+
+    spark = _spark(settings, "filmrec-load")
+    for report in load_movielens(spark, settings, _files(args)):
+        print(json.dumps(report.as_dict()))
+    sync_metadata(spark, settings)
+    return 0
+
+
+def cmd_sync_movies(_args: argparse.Namespace, settings: Settings) -> int:
+    from filmrec.pipeline import sync_metadata
+
+    print(f"movies new or changed: {sync_metadata(_spark(settings, 'filmrec-sync'), settings)}")
+    return 0
+
+
+def _grid(name: str):  # type: ignore[no-untyped-def]
+    from filmrec.training.params import DEFAULT_GRID, QUICK_GRID
+
+    return {"default": DEFAULT_GRID, "quick": QUICK_GRID}[name]
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from filmrec.pipeline import train
+
+    result = train(_spark(settings, "filmrec-train"), settings, grid=_grid(args.grid))
+    print(json.dumps(result.as_dict(), indent=2, default=str))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from filmrec.serving.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=args.port or settings.api_port)
+    return 0
+
+
+def _print_recommendations(base_url: str, user_ids: list[int]) -> None:
+    import httpx
+
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        for user_id in user_ids:
+            body = client.get(f"/recommendations/{user_id}", params={"k": 5}).json()
+            print(f"\n  user {user_id} ({body['strategy']}, model v{body['model_version']}):")
+            for rank, item in enumerate(body["items"], start=1):
+                year = f" ({item['year']})" if item["year"] else ""
+                print(
+                    f"    {rank}. {item['title']}{year}  [{', '.join(item['genres'])}]  score={item['score']:.3f}"
+                )
+
+
+def _wait_ready(base_url: str, *, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the API at {base_url} did not become ready in {timeout:.0f}s")
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Load -> sync -> train -> serve, printing each step and a few recommendations."""
+    import uvicorn
+
+    from filmrec.pipeline import load_movielens, sync_metadata, train
+    from filmrec.serving.app import create_app
+
+    total = 5
+    _step(1, total, "Starting Spark with Delta Lake (the first run downloads the jars) ...")
+    spark = _spark(settings, "filmrec-demo")
+    files = _files(args)
+    _step(
+        2,
+        total,
+        f"Loading {files.ratings} into the Delta lakehouse at {settings.lakehouse_path} ...",
+    )
+    for report in load_movielens(spark, settings, files):
+        print(
+            f"  {report.source}: read {report.read}, new {report.written}, "
+            f"already there {report.duplicates}, quarantined {report.quarantined}"
+        )
+    _step(3, total, f"Copying movie metadata to {settings.effective_database_url} ...")
+    print(f"  movies new or changed: {sync_metadata(spark, settings)}")
+    _step(4, total, "Training ALS on Spark, evaluating, logging to MLflow ...")
+    result = train(spark, settings, grid=_grid(args.grid))
+    spark.stop()
+    m, b = result.metrics, result.baseline_metrics
+    print(f"  model v{result.model_version} (run {result.run_id}), data version {result.data_version}")
+    print(
+        f"  nDCG@10 {m['ndcg_at_10']:.4f} vs popularity {b['ndcg_at_10']:.4f} "
+        f"(x{result.ndcg_ratio:.2f}); promotion: {result.promotion['reason']}"
+    )
+
+    port = args.port or settings.api_port
+    base_url = f"http://{settings.api_host}:{port}"
+    _step(5, total, f"Starting the API on {base_url} ...")
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=settings.api_host, port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    _wait_ready(base_url)
+    _print_recommendations(base_url, [1, 2, 3])
+    print(f"\n  Try it:  curl '{base_url}/recommendations/1?k=10'")
+    print(f"  Docs:    {base_url}/docs    Metrics: {base_url}/metrics")
+    if os.environ.get("DEMO_SERVE", "1") == "0":
+        server.should_exit = True
+        thread.join(timeout=10)
+        return 0
+    print("\n  Serving until Ctrl-C ...", flush=True)
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        server.should_exit = True
+        thread.join(timeout=10)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, _settings: Settings) -> int:
+    from filmrec.data.synthetic import main as synthetic_main
+
+    return synthetic_main(args.rest)
+
+
+def cmd_jars(_args: argparse.Namespace, settings: Settings) -> int:
+    from filmrec.lakehouse.jars import fetch_jars
+
+    for path in fetch_jars(settings.jars_dir):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="filmrec", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--ratings", type=Path, default=None, help="ratings.csv (default: bundled MovieLens)")
+        p.add_argument("--movies", type=Path, default=None, help="movies.csv (default: beside ratings)")
+        p.add_argument("--links", type=Path, default=None, help="links.csv (default: beside ratings)")
+
+    load = sub.add_parser("load", help="load MovieLens-format CSVs into the lakehouse")
+    data_args(load)
+    load.set_defaults(func=cmd_load)
+    sub.add_parser("sync-movies", help="copy Delta movies to the serving database").set_defaults(
+        func=cmd_sync_movies
+    )
+    train = sub.add_parser("train", help="train, evaluate, register and maybe promote")
+    train.add_argument("--grid", choices=["default", "quick"], default="default")
+    train.set_defaults(func=cmd_train)
+    serve = sub.add_parser("serve", help="run the API")
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+    demo = sub.add_parser("demo", help="load, train and serve in one go")
+    data_args(demo)
+    demo.add_argument("--grid", choices=["default", "quick"], default="default")
+    demo.add_argument("--port", type=int, default=None)
+    demo.set_defaults(func=cmd_demo)
+    generate = sub.add_parser("generate", help="write a synthetic MovieLens-format data set", add_help=False)
+    generate.add_argument("rest", nargs=argparse.REMAINDER)
+    generate.set_defaults(func=cmd_generate)
+    sub.add_parser("jars", help="fetch the Delta and Kafka jars from Maven Central").set_defaults(
+        func=cmd_jars
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Quiet the chatty libraries; our own steps say what is happening.
+    for noisy in ("py4j", "mlflow", "alembic", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return int(args.func(args, get_settings()) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

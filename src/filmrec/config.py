@@ -1,0 +1,86 @@
+"""Platform configuration: one pydantic-settings object, read from the environment.
+
+Every external service has an embedded default that is used when its URL is unset,
+so the same code path runs on one machine and on the Compose platform.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All settings, by environment variable name (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Local state: SQLite files, the local MLflow store, Spark checkpoints, cached jars.
+    var_dir: Path = Field(default=Path("var"), alias="FILMREC_VAR_DIR")
+    lakehouse_path: Path = Field(default=Path("lakehouse"), alias="LAKEHOUSE_PATH")
+
+    # External services: None means "use the embedded default".
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
+    kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+
+    # Kafka contract.
+    kafka_topic: str = Field(default="ratings", alias="KAFKA_RATINGS_TOPIC")
+    kafka_partitions: int = Field(default=3, ge=1, alias="KAFKA_RATINGS_PARTITIONS")
+
+    # Spark.
+    spark_master: str = Field(default="local[*]", alias="SPARK_MASTER_URL")
+    spark_driver_memory: str = Field(default="4g", alias="SPARK_DRIVER_MEMORY")
+    spark_jars_dir: Path | None = Field(default=None, alias="SPARK_JARS_DIR")
+    spark_checkpoint_dir: Path | None = Field(default=None, alias="SPARK_CHECKPOINT_DIR")
+
+    # MLflow.
+    mlflow_experiment: str = Field(default="filmrec-als", alias="MLFLOW_EXPERIMENT_NAME")
+    model_name: str = Field(default="filmrec-als", alias="MODEL_NAME")
+    champion_alias: str = Field(default="champion", alias="MODEL_ALIAS")
+
+    # Serving.
+    api_host: str = Field(default="127.0.0.1", alias="API_HOST")
+    api_port: int = Field(default=8000, ge=1, le=65535, alias="API_PORT")
+    model_poll_seconds: float = Field(default=30.0, gt=0, alias="MODEL_POLL_SECONDS")
+    cache_ttl_seconds: int = Field(default=3600, ge=1, alias="CACHE_TTL_SECONDS")
+    dependency_timeout_seconds: float = Field(default=0.5, gt=0, alias="DEPENDENCY_TIMEOUT_SECONDS")
+
+    @field_validator("var_dir", "lakehouse_path", "spark_jars_dir", "spark_checkpoint_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Spark, MLflow and SQLite all need absolute paths: they may run in another cwd.
+        return value.expanduser().resolve() if value is not None else None
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.spark_jars_dir or self.var_dir / "jars"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.spark_checkpoint_dir or self.var_dir / "spark-checkpoints"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'filmrec.db'}"
+
+    @property
+    def effective_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.var_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str | None:
+        """Where a new experiment stores artifacts; None lets a tracking server decide."""
+        if self.mlflow_tracking_uri:
+            return None
+        return (self.var_dir / "mlartifacts").as_uri()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Data sets: the bundled MovieLens sample and a synthetic generator."""

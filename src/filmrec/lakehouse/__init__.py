@@ -1,0 +1,1 @@
+"""The Delta Lake lakehouse: Spark session, tables, validation and loads."""

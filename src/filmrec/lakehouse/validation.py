@@ -1,0 +1,96 @@
+"""Rating validation as Spark column expressions.
+
+CSV loads and the Kafka ingestion job both call `validate_ratings`, so a row is
+rejected for the same reason whichever way it arrived. The rules mirror
+`filmrec.contract`, which the API uses for single events.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from filmrec.contract import RATING_MAX, RATING_MIN, QuarantineReason
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+MAX_ID = 2**31 - 1
+
+
+def _id_column(raw: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    value = F.trim(raw).try_cast("long")
+    return F.when((value > 0) & (value <= MAX_ID), value)
+
+
+def _timestamp_column(raw: Column) -> Column:
+    """Unix seconds (as MovieLens ships them) or an ISO-8601 string."""
+    from pyspark.sql import functions as F
+
+    text = F.trim(raw)
+    epoch = text.try_cast("long")
+    from_epoch = F.when(text.rlike(r"^\d+$") & (epoch > 0), F.timestamp_seconds(epoch))
+    from_iso = F.when(~text.rlike(r"^\d+$"), F.try_to_timestamp(text))
+    return F.coalesce(from_epoch, from_iso)
+
+
+def validate_ratings(frame: DataFrame) -> DataFrame:
+    """Type the raw string columns and list every rule a row breaks.
+
+    Input columns: user_id_raw, movie_id_raw, rating_raw, rated_at_raw (strings).
+    Adds user_id, movie_id (long), rating (double), rated_at (timestamp) and
+    `reason`: null for a valid row, else the broken rules joined by ';'.
+    """
+    from pyspark.sql import functions as F
+
+    rating = F.trim(F.col("rating_raw")).try_cast("double")
+    typed = (
+        frame.withColumn("user_id", _id_column(F.col("user_id_raw")))
+        .withColumn("movie_id", _id_column(F.col("movie_id_raw")))
+        .withColumn("rating", rating)
+        .withColumn("rated_at", _timestamp_column(F.col("rated_at_raw")))
+    )
+    checks = [
+        (F.col("user_id").isNull(), QuarantineReason.INVALID_USER_ID),
+        (F.col("movie_id").isNull(), QuarantineReason.INVALID_MOVIE_ID),
+        (F.col("rating").isNull(), QuarantineReason.UNPARSABLE_RATING),
+        (
+            F.col("rating").isNotNull()
+            & (F.isnan("rating") | (F.col("rating") < RATING_MIN) | (F.col("rating") > RATING_MAX)),
+            QuarantineReason.RATING_OUT_OF_RANGE,
+        ),
+        (
+            F.col("rating").isNotNull()
+            & ~F.isnan("rating")
+            & (F.col("rating") * 2 != F.floor(F.col("rating") * 2)),
+            QuarantineReason.RATING_NOT_HALF_STEP,
+        ),
+        (F.col("rated_at").isNull(), QuarantineReason.UNPARSABLE_TIMESTAMP),
+    ]
+    reasons = F.array_compact(
+        F.array(*[F.when(condition, F.lit(reason.value)) for condition, reason in checks])
+    )
+    return typed.withColumn("reason", F.when(F.size(reasons) > 0, F.array_join(reasons, ";")))
+
+
+def content_event_id(*, user_id: Column, movie_id: Column, rating: Column, rated_at: Column) -> Column:
+    """Spark twin of `filmrec.contract.event_id_for`: a UUID-shaped hash of the content."""
+    from pyspark.sql import functions as F
+
+    content = F.concat_ws(
+        "|",
+        user_id.cast("string"),
+        movie_id.cast("string"),
+        F.format_string("%.1f", rating),
+        F.unix_timestamp(rated_at).cast("string"),
+    )
+    digest = F.sha2(content, 256)
+    return F.concat_ws(
+        "-",
+        F.substring(digest, 1, 8),
+        F.substring(digest, 9, 4),
+        F.substring(digest, 13, 4),
+        F.substring(digest, 17, 4),
+        F.substring(digest, 21, 12),
+    )

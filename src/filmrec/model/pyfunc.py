@@ -1,0 +1,88 @@
+"""The MLflow pyfunc that wraps `FactorRecommender`.
+
+Its artifacts are plain numpy files (factors, id maps, rated movies, popularity), so
+anything that can load a pyfunc can score it, and the API needs no JVM.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.pyfunc import PythonModel, PythonModelContext
+from pydantic import BaseModel, Field
+
+from filmrec.model.recommender import FactorRecommender
+
+MODEL_ARTIFACT_PATH = "model"
+
+
+class RecommendationQuery(BaseModel):
+    """One scoring request: a user and how many movies to return."""
+
+    user_id: int
+    k: int = Field(default=10, ge=1, le=100)
+
+
+class RecommendationList(BaseModel):
+    user_id: int
+    movie_ids: list[int]
+    scores: list[float]
+    strategy: str
+
+
+class FactorRecommenderModel(PythonModel):
+    """pyfunc face of the recommender: `load_context` reads the numpy artifacts."""
+
+    def __init__(self) -> None:
+        self.recommender: FactorRecommender | None = None
+
+    def load_context(self, context: PythonModelContext) -> None:
+        self.recommender = FactorRecommender.load(context.artifacts)
+
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: list[RecommendationQuery],
+        params: dict[str, Any] | None = None,
+    ) -> list[RecommendationList]:
+        if self.recommender is None:
+            raise RuntimeError("load_context was not called")
+        results = []
+        for query in model_input:
+            recs = self.recommender.recommend(query.user_id, k=query.k)
+            results.append(
+                RecommendationList(
+                    user_id=query.user_id,
+                    movie_ids=recs.movie_ids.tolist(),
+                    scores=np.round(recs.scores.astype(float), 6).tolist(),
+                    strategy=recs.strategy,
+                )
+            )
+        return results
+
+
+def log_recommender(recommender: FactorRecommender, *, input_user_id: int) -> str:
+    """Log `recommender` as a pyfunc in the active run; return the model URI."""
+    with tempfile.TemporaryDirectory(prefix="filmrec-model-") as tmp:
+        paths = recommender.save(Path(tmp))
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT_PATH,
+            python_model=FactorRecommenderModel(),
+            artifacts={name: str(path) for name, path in paths.items()},
+            input_example=[{"user_id": input_user_id, "k": 10}],
+            pip_requirements=["numpy", "pydantic", f"mlflow=={mlflow.__version__}"],
+        )
+    return info.model_uri
+
+
+def load_recommender(model_uri: str) -> FactorRecommender:
+    """Load a logged or registered model and return the numpy recommender inside it."""
+    pyfunc_model = mlflow.pyfunc.load_model(model_uri)
+    wrapper = pyfunc_model.unwrap_python_model()
+    if not isinstance(wrapper, FactorRecommenderModel) or wrapper.recommender is None:
+        raise TypeError(f"{model_uri} is not a filmrec factor model")
+    return wrapper.recommender

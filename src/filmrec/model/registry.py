@@ -1,0 +1,91 @@
+"""MLflow tracking and the model registry: setup, registration and promotion.
+
+Promotion moves the `champion` alias (registry aliases, not stages), and only when
+the new version beats the champion on nDCG@10 under the same evaluation protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from filmrec.config import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+PROMOTION_METRIC = "ndcg_at_10"
+TAG_PROTOCOL = "eval_protocol"
+TAG_DATA_VERSION = "data_version"
+
+
+def configure_mlflow(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured tracking server, or the local SQLite store."""
+    import mlflow
+
+    uri = settings.effective_mlflow_tracking_uri
+    if uri.startswith("sqlite:"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(settings: Settings) -> str:
+    """The experiment id, creating the experiment with a local artifact root if needed."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(
+        settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_root
+    )
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promoted: bool
+    reason: str
+    version: str
+    previous_champion: str | None
+
+
+def champion_version(client: MlflowClient, *, name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def promote_if_better(
+    client: MlflowClient, *, name: str, alias: str, version: str, metric: float, protocol: str
+) -> PromotionDecision:
+    """Give `version` the alias when there is no champion or when it beats it."""
+    current = champion_version(client, name=name, alias=alias)
+    if current is None:
+        reason = "no champion yet"
+    elif current.version == version:
+        return PromotionDecision(False, "already champion", version, current.version)
+    elif current.tags.get(TAG_PROTOCOL) != protocol:
+        reason = f"champion was evaluated under another protocol ({current.tags.get(TAG_PROTOCOL)})"
+    else:
+        champion_metric = float(current.tags.get(PROMOTION_METRIC, "-inf"))
+        if metric <= champion_metric:
+            return PromotionDecision(
+                False,
+                f"{PROMOTION_METRIC} {metric:.4f} does not beat champion v{current.version} "
+                f"({champion_metric:.4f})",
+                version,
+                current.version,
+            )
+        reason = f"{PROMOTION_METRIC} {metric:.4f} beats champion v{current.version} ({champion_metric:.4f})"
+    client.set_registered_model_alias(name, alias, version)
+    log.info("promoted %s v%s to @%s: %s", name, version, alias, reason)
+    return PromotionDecision(True, reason, version, current.version if current else None)

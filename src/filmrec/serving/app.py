@@ -1,0 +1,122 @@
+"""The FastAPI application factory.
+
+Start-up loads the champion once and then polls the registry for the alias to move;
+a registry, database or cache that is down degrades the service, never stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from filmrec import __version__
+from filmrec.config import Settings, get_settings
+from filmrec.metadata.store import MovieStore
+from filmrec.serving import metrics
+from filmrec.serving.cache import InProcessCache, RecommendationCache
+from filmrec.serving.model_holder import ChampionLoader, ModelHolder
+from filmrec.serving.routers import health, model, movies, recommendations
+from filmrec.serving.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+class RequestMetricsMiddleware:
+    """Counts and times requests by route template (a plain ASGI middleware: cheap)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status_code = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            # Unmatched paths share one label so random URLs cannot blow up cardinality.
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            metrics.HTTP_REQUESTS.labels(route=template, method=method, status=str(status_code)).inc()
+            metrics.HTTP_LATENCY.labels(route=template, method=method).observe(time.perf_counter() - start)
+
+
+def build_cache(settings: Settings) -> RecommendationCache:
+    return InProcessCache()
+
+
+def build_state(settings: Settings) -> AppState:
+    holder = ModelHolder()
+    store = MovieStore.from_url(
+        settings.effective_database_url, timeout_seconds=settings.dependency_timeout_seconds * 4
+    )
+    return AppState(
+        settings=settings,
+        holder=holder,
+        loader=ChampionLoader(settings, holder),
+        movies=store,
+        cache=build_cache(settings),
+    )
+
+
+def _prepare_database(state: AppState) -> None:
+    try:
+        state.movies.create_schema()
+    except Exception as error:
+        metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
+        log.warning("database unavailable at start-up: %s", error)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings)
+        app.state.filmrec = state
+        _prepare_database(state)
+        state.loader.refresh()
+        state.loader.start_polling()
+        yield
+        state.loader.stop()
+
+    app = FastAPI(
+        title="filmrec",
+        version=__version__,
+        description="Movie recommendations from an ALS model trained on the Delta lakehouse.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestMetricsMiddleware)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc'] if part not in ('path', 'query', 'body'))}: {item['msg']}"
+            for item in error.errors()
+        ]
+        return JSONResponse(
+            status_code=422,
+            content={"detail": "; ".join(problems), "errors": jsonable_encoder(error.errors())},
+        )
+
+    for router in (recommendations.router, movies.router, model.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the API (route templates as labels, never raw paths)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from filmrec.serving.model_holder import LoadedModel
+
+HTTP_REQUESTS = Counter(
+    "filmrec_http_requests",
+    "HTTP requests by route template, method and status",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "filmrec_http_request_duration_seconds",
+    "HTTP request latency by route template and method",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+RECOMMENDATIONS_SERVED = Counter(
+    "filmrec_recommendations_served", "Recommendation lists served, by strategy", ["strategy"]
+)
+CACHE_REQUESTS = Counter("filmrec_cache_requests", "Cache lookups by result", ["result"])
+MODEL_INFO = Gauge("filmrec_model_info", "The model being served (value 1)", ["name", "version", "run_id"])
+MODEL_CREATED = Gauge("filmrec_model_created_timestamp_seconds", "When the served version was registered")
+MODEL_AGE = Gauge("filmrec_model_age_seconds", "Seconds since the served version was registered")
+MODEL_AGE.set_function(
+    lambda: max(0.0, time.time() - MODEL_CREATED._value.get()) if MODEL_CREATED._value.get() else 0.0
+)
+MODEL_METRIC = Gauge("filmrec_model_metric", "Offline metrics of the served model", ["metric"])
+MODEL_RELOADS = Counter("filmrec_model_reloads", "Successful model (re)loads")
+MODEL_RELOAD_FAILURES = Counter("filmrec_model_reload_failures", "Failed model loads or registry checks")
+KAFKA_PUBLISH_FAILURES = Counter("filmrec_kafka_publish_failures", "Rating events Kafka did not take")
+DEPENDENCY_UP = Gauge("filmrec_dependency_up", "1 when a dependency answered its last check", ["dependency"])
+
+OFFLINE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "coverage")
+
+
+def observe_model(model: LoadedModel) -> None:
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(name=model.name, version=model.version, run_id=model.run_id or "").set(1)
+    MODEL_CREATED.set(model.created_at.timestamp() if model.created_at else time.time())
+    for metric in OFFLINE_METRICS:
+        if metric in model.metrics:
+            MODEL_METRIC.labels(metric=metric).set(model.metrics[metric])

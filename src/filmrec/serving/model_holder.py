@@ -1,0 +1,135 @@
+"""The model the API serves, and its atomic replacement when the champion moves.
+
+A request reads `holder.current` once and uses that object to the end, so a swap in
+the middle of a request never mixes two models. Swapping is one reference
+assignment, which is atomic in CPython; the lock only keeps two loaders apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from filmrec.config import Settings
+from filmrec.model.recommender import FactorRecommender
+from filmrec.serving import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    recommender: FactorRecommender
+    name: str
+    version: str
+    run_id: str | None
+    metrics: dict[str, float]
+    created_at: datetime | None
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class ModelHolder:
+    def __init__(self) -> None:
+        self._current: LoadedModel | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
+
+    def swap(self, model: LoadedModel) -> LoadedModel | None:
+        with self._lock:
+            previous, self._current = self._current, model
+        metrics.observe_model(model)
+        return previous
+
+
+def _metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
+    values = {}
+    for key, value in tags.items():
+        try:
+            values[key] = float(value)
+        except ValueError:
+            continue
+    return values
+
+
+class ChampionLoader:
+    """Loads the registry's champion, and polls for the alias to move."""
+
+    def __init__(self, settings: Settings, holder: ModelHolder) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.last_error: str | None = None
+        self.last_check: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def champion_version(self) -> tuple[str, str | None, dict[str, str], datetime | None]:
+        """(version, run_id, tags, created_at) of the version the alias points to."""
+        from filmrec.model.registry import configure_mlflow
+
+        client = configure_mlflow(self.settings)
+        version = client.get_model_version_by_alias(self.settings.model_name, self.settings.champion_alias)
+        created = (
+            datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
+            if version.creation_timestamp
+            else None
+        )
+        return str(version.version), version.run_id, dict(version.tags), created
+
+    def refresh(self) -> bool:
+        """Load the champion if it differs from what is served; True when swapped."""
+        from filmrec.model.pyfunc import load_recommender
+
+        self.last_check = time.time()
+        try:
+            version, run_id, tags, created_at = self.champion_version()
+            current = self.holder.current
+            if current is not None and current.version == version:
+                self.last_error = None
+                metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
+                return False
+            recommender = load_recommender(
+                f"models:/{self.settings.model_name}@{self.settings.champion_alias}"
+            )
+        except Exception as error:  # the registry may be down: keep serving what we have
+            self.last_error = f"{type(error).__name__}: {error}"
+            metrics.MODEL_RELOAD_FAILURES.inc()
+            metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(0)
+            log.warning("could not load the champion: %s", self.last_error)
+            return False
+        self.holder.swap(
+            LoadedModel(
+                recommender=recommender,
+                name=self.settings.model_name,
+                version=version,
+                run_id=run_id,
+                metrics=_metrics_from_tags(tags),
+                created_at=created_at,
+            )
+        )
+        self.last_error = None
+        metrics.MODEL_RELOADS.inc()
+        metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
+        log.info("serving %s v%s", self.settings.model_name, version)
+        return True
+
+    def start_polling(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._poll, name="champion-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.settings.model_poll_seconds):
+            self.refresh()

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from filmrec.serving.deps import ModelDep, StateDep
+from filmrec.serving.recommendations import recommend_for_user
+from filmrec.serving.schemas import ErrorOut, RecommendationsOut
+
+router = APIRouter(prefix="/recommendations", tags=["recommendations"])
+
+UserId = Annotated[int, Path(gt=0, lt=2**31, description="MovieLens user id")]
+TopK = Annotated[int, Query(ge=1, le=100, description="How many movies to return")]
+
+
+@router.get(
+    "/{user_id}",
+    response_model=RecommendationsOut,
+    responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+def get_recommendations(
+    user_id: UserId, state: StateDep, model: ModelDep, k: TopK = 10
+) -> RecommendationsOut:
+    """Top-k movies the user has not rated; the popular ones for an unknown user."""
+    return recommend_for_user(state, model, user_id=user_id, k=k)

@@ -1,0 +1,69 @@
+"""Request and response bodies of the API, named by role."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class MovieOut(BaseModel):
+    movie_id: int
+    title: str | None
+    year: int | None
+    genres: list[str]
+
+
+class ScoredMovieOut(MovieOut):
+    score: float
+
+
+class RecommendationsOut(BaseModel):
+    user_id: int
+    k: int
+    strategy: Literal["model", "popular"]
+    source: Literal["model", "cache"]
+    model_version: str
+    items: list[ScoredMovieOut]
+
+
+class SimilarMoviesOut(BaseModel):
+    movie_id: int
+    k: int
+    model_version: str
+    items: list[ScoredMovieOut]
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+    run_id: str | None
+    metrics: dict[str, float]
+    created_at: datetime | None
+    loaded_at: datetime
+    n_users: int
+    n_items: int
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class DependencyOut(BaseModel):
+    name: str
+    status: Literal["up", "down", "not_configured"]
+    kind: str
+    latency_ms: float | None = None
+    detail: str | None = None
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "degraded", "not_ready"]
+    model_loaded: bool
+    model_version: str | None
+    dependencies: list[DependencyOut]
+
+
+class ErrorOut(BaseModel):
+    detail: str | list[dict[str, object]] = Field(description="What was wrong with the request")

@@ -1,0 +1,1 @@
+"""Kafka streaming: the rating event wire format, producers, the broker and ingestion."""

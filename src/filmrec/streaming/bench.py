@@ -1,0 +1,102 @@
+"""Throughput of the streaming path: replay producer -> Kafka, and Kafka -> Delta.
+
+A benchmark, not a test: it reports numbers for `make bench` and asserts nothing.
+Each run uses a fresh topic and a throwaway lakehouse, so it measures a cold load
+and never touches the real tables. Without a configured or running broker it starts
+a private one for the duration.
+
+    python -m filmrec.streaming.bench [--ratings PATH] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from filmrec.config import Settings, get_settings
+from filmrec.streaming import broker
+from filmrec.streaming.ingest import run_ingestion
+from filmrec.streaming.replay import DEFAULT_RATINGS, replay
+from filmrec.streaming.topics import DEFAULT_BOOTSTRAP_SERVERS
+
+
+@contextlib.contextmanager
+def _bootstrap(settings: Settings, scratch: Path) -> Iterator[str]:
+    """The configured broker, else a running `make kafka-up` one, else a private one."""
+    if settings.kafka_bootstrap_servers:
+        yield settings.kafka_bootstrap_servers
+        return
+    if broker.serves_metadata(DEFAULT_BOOTSTRAP_SERVERS, timeout=2):
+        yield DEFAULT_BOOTSTRAP_SERVERS
+        return
+    layout = broker.BrokerLayout(
+        root=scratch / "kafka", libs=broker.default_layout().libs,
+        port=broker.free_port(), controller_port=broker.free_port(),
+    )
+    try:
+        yield broker.up(layout)
+    finally:
+        broker.down(layout)
+
+
+def _delete_topic(bootstrap_servers: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    futures = AdminClient({"bootstrap.servers": bootstrap_servers}).delete_topics([topic])
+    with contextlib.suppress(Exception):  # best effort: the numbers are already taken
+        futures[topic].result(timeout=30)
+
+
+def bench_streaming(
+    ratings: Path = DEFAULT_RATINGS, *, settings: Settings | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """Events/s of the replay producer and of one availableNow Kafka -> Delta ingestion."""
+    from filmrec.lakehouse.spark_session import build_spark
+
+    settings = settings or get_settings()
+    with tempfile.TemporaryDirectory(prefix="filmrec-bench-") as scratch, _bootstrap(
+        settings, Path(scratch)
+    ) as bootstrap:
+        run_settings = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": bootstrap,
+                "kafka_topic": f"bench-ratings-{uuid.uuid4().hex[:8]}",
+                "lakehouse_path": Path(scratch) / "lakehouse",
+            }
+        )
+        try:
+            produced = replay(ratings, settings=run_settings, limit=limit, progress=False)
+            spark = build_spark(app_name="filmrec-bench", settings=run_settings)
+            ingested = run_ingestion(spark, run_settings)
+        finally:
+            _delete_topic(bootstrap, run_settings.kafka_topic)
+    return {
+        "ratings": str(ratings),
+        "events": produced.sent,
+        "replay_events_per_s": round(produced.events_per_second, 1),
+        "replay_seconds": round(produced.seconds, 2),
+        "ingest_events_per_s": round(ingested.events_per_second, 1),
+        "ingest_seconds": round(ingested.seconds, 2),
+        "ingest_written": ingested.written,
+        "ingest_quarantined": ingested.quarantined,
+        "ingest_batches": ingested.batches,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark Kafka replay and ingestion.")
+    parser.add_argument("--ratings", type=Path, default=DEFAULT_RATINGS)
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    print(json.dumps(bench_streaming(args.ratings, limit=args.limit), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

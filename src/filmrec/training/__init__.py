@@ -1,0 +1,1 @@
+"""Training: the evaluation protocol, the ALS job, the popularity baseline."""

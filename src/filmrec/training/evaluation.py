@@ -1,0 +1,120 @@
+"""Top-k evaluation under the fixed protocol, on the numpy model that is served.
+
+Candidates are every movie the user did not rate in train; relevant items are all of
+the user's test movies; metrics are averaged over users with at least one test item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from filmrec.model.recommender import FactorRecommender
+
+BATCH_USERS = 1024
+
+
+@dataclass(frozen=True)
+class RankingMetrics:
+    ndcg_at_k: float
+    precision_at_k: float
+    recall_at_k: float
+    map_at_k: float
+    coverage: float
+    users: int
+    k: int
+    rmse: float | None = None
+
+    def as_mlflow(self, prefix: str = "") -> dict[str, float]:
+        """Metric names as logged: ndcg_at_10, precision_at_10, ... with an optional prefix."""
+        values = {
+            f"ndcg_at_{self.k}": self.ndcg_at_k,
+            f"precision_at_{self.k}": self.precision_at_k,
+            f"recall_at_{self.k}": self.recall_at_k,
+            f"map_at_{self.k}": self.map_at_k,
+            "coverage": self.coverage,
+            "users_evaluated": float(self.users),
+        }
+        if self.rmse is not None:
+            values["rmse"] = self.rmse
+        return {f"{prefix}{name}": value for name, value in values.items()}
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def _discounts(k: int) -> npt.NDArray[np.float64]:
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def user_metrics(recommended: npt.NDArray[np.int64], relevant: set[int], *, k: int) -> tuple[float, ...]:
+    """nDCG, precision, recall and AP at k for one user's ranked list."""
+    hits = np.fromiter(
+        (int(item) in relevant for item in recommended[:k]),
+        dtype=bool,
+        count=min(k, len(recommended)),
+    )
+    discounts = _discounts(k)
+    dcg = float(discounts[: hits.size][hits].sum())
+    ideal = float(discounts[: min(len(relevant), k)].sum())
+    n_hits = int(hits.sum())
+    precision_at_rank = np.cumsum(hits) / np.arange(1, hits.size + 1)
+    average_precision = float(precision_at_rank[hits].sum()) / min(len(relevant), k)
+    return dcg / ideal, n_hits / k, n_hits / len(relevant), average_precision
+
+
+def evaluate(
+    model: FactorRecommender, *, train: pd.DataFrame, test: pd.DataFrame, k: int = 10
+) -> RankingMetrics:
+    """Evaluate `model` on `test` (user_id, movie_id[, rating]), excluding `train` items."""
+    item_position = pd.Series(np.arange(model.n_items), index=model.item_ids)
+    user_position = pd.Series(np.arange(model.n_users), index=model.user_ids)
+    test_movies = test["movie_id"].to_numpy()
+    relevant_by_user = {
+        user: set(test_movies[rows].tolist()) for user, rows in test.groupby("user_id").indices.items()
+    }
+    known_train = train[train["movie_id"].isin(item_position.index)]
+    train_items = item_position.reindex(known_train["movie_id"].to_numpy()).to_numpy(dtype=np.int32)
+    seen_by_user = {user: train_items[rows] for user, rows in known_train.groupby("user_id").indices.items()}
+    users = [u for u in relevant_by_user if u in user_position.index]
+    totals = np.zeros(4)
+    recommended_items: set[int] = set()
+    empty = np.empty(0, dtype=np.int32)
+    for start in range(0, len(users), BATCH_USERS):
+        batch = users[start : start + BATCH_USERS]
+        top = model.recommend_indices(
+            user_position.loc[batch].to_numpy(),
+            k=k,
+            exclude=[seen_by_user.get(u, empty) for u in batch],
+        )
+        for user, row in zip(batch, top, strict=True):
+            movie_ids = model.item_ids[row]
+            recommended_items.update(movie_ids.tolist())
+            totals += user_metrics(movie_ids, relevant_by_user[user], k=k)
+    n = max(len(users), 1)
+    ndcg, precision, recall, average_precision = (totals / n).tolist()
+    return RankingMetrics(
+        ndcg_at_k=ndcg,
+        precision_at_k=precision,
+        recall_at_k=recall,
+        map_at_k=average_precision,
+        coverage=len(recommended_items) / max(model.n_items, 1),
+        users=len(users),
+        k=k,
+    )
+
+
+def rmse(model: FactorRecommender, test: pd.DataFrame) -> float | None:
+    """Root-mean-square error of predicted ratings, over test pairs the model knows."""
+    user_position = pd.Series(np.arange(model.n_users), index=model.user_ids)
+    item_position = pd.Series(np.arange(model.n_items), index=model.item_ids)
+    known = test[test["user_id"].isin(user_position.index) & test["movie_id"].isin(item_position.index)]
+    if known.empty:
+        return None
+    users = model.user_factors[user_position.loc[known["user_id"]].to_numpy()]
+    items = model.item_factors[item_position.loc[known["movie_id"]].to_numpy()]
+    predicted = np.einsum("ij,ij->i", users, items)
+    return float(np.sqrt(np.mean((predicted - known["rating"].to_numpy()) ** 2)))

@@ -1,0 +1,308 @@
+"""docker-compose.yml: schema, structure and the environment each service gets."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+import yaml
+from static_helpers import (
+    ENV_EXAMPLE,
+    ROOT,
+    InterpolationError,
+    documented_variables,
+    env_example,
+    filled_env,
+    interpolate_string,
+    load_compose,
+    load_compose_raw,
+    referenced_variables,
+    service_environment,
+    service_mounts,
+    variable_references,
+)
+
+pytestmark = pytest.mark.unit
+
+VOLUMES = {
+    "zookeeper-data",
+    "kafka-data",
+    "postgres-data",
+    "redis-data",
+    "spark-data",
+    "mlflow-artifacts",
+    "prometheus-data",
+    "grafana-data",
+}
+ONE_SHOT = {"kafka-init", "airflow-init"}
+LAKEHOUSE_TARGET = "/opt/filmrec/lakehouse"
+SECRETS = {
+    "POSTGRES_PASSWORD",
+    "APP_DB_PASSWORD",
+    "MLFLOW_DB_PASSWORD",
+    "AIRFLOW_DB_PASSWORD",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW_SECRET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_FERNET_KEY",
+    "GRAFANA_ADMIN_PASSWORD",
+}
+AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
+SPARK_SERVICES = {"spark-master", "spark-worker"}
+
+# The settings of src/filmrec/config.py each kind of service needs. Every setting must
+# appear in at least one set, so a new setting forces a decision here.
+_SHARED = {"LAKEHOUSE_PATH", "FILMREC_VAR_DIR", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS"}
+_MODEL = {"MODEL_NAME", "MODEL_ALIAS", "KAFKA_RATINGS_TOPIC", "KAFKA_RATINGS_PARTITIONS"}
+_SPARK = {"SPARK_MASTER_URL", "SPARK_JARS_DIR", "SPARK_CHECKPOINT_DIR"}
+NEEDED_SETTINGS: dict[str, set[str]] = {
+    "api": _SHARED
+    | _MODEL
+    | {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "API_HOST",
+        "API_PORT",
+        "MODEL_POLL_SECONDS",
+        "CACHE_TTL_SECONDS",
+        "DEPENDENCY_TIMEOUT_SECONDS",
+    },
+    **dict.fromkeys(
+        AIRFLOW_SERVICES,
+        _SHARED | _MODEL | _SPARK | {"DATABASE_URL", "SPARK_DRIVER_MEMORY", "MLFLOW_EXPERIMENT_NAME"},
+    ),
+    **dict.fromkeys(SPARK_SERVICES, _SHARED | _SPARK),
+}
+
+# Container ports of the platform (the same numbers are published on the host).
+CONTAINER_PORTS = {
+    "zookeeper": {2181},
+    "kafka": {9092},
+    "postgres": {5432},
+    "redis": {6379},
+    "spark-master": {7077, 8081},
+    "spark-worker": {8082},
+    "mlflow": {5000},
+    "airflow-apiserver": {8080},
+    "api": {8000},
+    "prometheus": {9090},
+    "grafana": {3000},
+}
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    return filled_env(env_example())
+
+
+@pytest.fixture(scope="module")
+def compose(env: dict[str, str]) -> dict[str, Any]:
+    return load_compose(env)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def config_aliases() -> set[str]:
+    text = (ROOT / "src" / "filmrec" / "config.py").read_text(encoding="utf-8")
+    return set(re.findall(r'alias="([A-Z0-9_]+)"', text))
+
+
+def test_validates_against_the_compose_schema(compose: dict[str, Any]) -> None:
+    schema = json.loads((ROOT / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(compose), key=lambda error: list(error.absolute_path))
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_every_variable_has_an_entry_in_env_example() -> None:
+    used = referenced_variables(load_compose_raw())
+    missing = used - documented_variables(ENV_EXAMPLE.read_text(encoding="utf-8"))
+    assert not missing, f"add to .env.example: {sorted(missing)}"
+
+
+def test_secrets_are_required_and_not_committed() -> None:
+    references = variable_references(load_compose_raw())
+    example = env_example()
+    for secret in SECRETS:
+        operators = {operator for name, operator in references if name == secret}
+        assert operators == {":?"}, f"{secret}: use ${{{secret}:?message}} everywhere, found {operators}"
+        assert example.get(secret, None) == "", f"{secret} must be empty in .env.example"
+
+
+@pytest.mark.parametrize("secret", sorted(SECRETS))
+def test_an_unset_secret_stops_compose(env: dict[str, str], secret: str) -> None:
+    with pytest.raises(InterpolationError, match=secret):
+        load_compose({**env, secret: ""})
+
+
+def test_env_example_keeps_container_urls_out() -> None:
+    # pydantic-settings reads .env on the host too: container host names would break it.
+    leaked = {"DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS"} & set(
+        env_example()
+    )
+    assert not leaked, f"{sorted(leaked)} belong in docker-compose.yml, not .env.example"
+
+
+def test_interpolation_follows_compose_rules() -> None:
+    env = {"SET": "value", "EMPTY": ""}
+    assert interpolate_string("${SET:-x} ${EMPTY:-x} ${EMPTY-x} ${UNSET-x} $$SET $SET", env) == (
+        "value x  x $SET value"
+    )
+    assert interpolate_string("${SET:+alt}${EMPTY:+alt}", env) == "alt"
+    with pytest.raises(InterpolationError, match="EMPTY: needed"):
+        interpolate_string("${EMPTY:?needed}", env)
+
+
+def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        healthcheck = service.get("healthcheck")
+        assert healthcheck, f"{name} has no healthcheck"
+        assert not healthcheck.get("disable"), f"{name} disables its healthcheck"
+        assert healthcheck.get("test"), f"{name} healthcheck has no test"
+
+
+def test_dependencies_wait_for_health_or_completion(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: depends_on needs the long syntax with conditions"
+        for dependency, options in depends_on.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            assert options.get("condition") == expected, f"{name} -> {dependency}: use {expected}"
+
+
+def test_one_shot_jobs_do_not_restart(services: dict[str, dict[str, Any]]) -> None:
+    for name in ONE_SHOT:
+        assert services[name].get("restart") == "no", name
+
+
+def test_named_volumes_are_exactly_the_platform_ones(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert set(compose["volumes"]) == VOLUMES
+    used = {
+        source
+        for service in services.values()
+        for source, _ in service_mounts(service)
+        if source and not source.startswith((".", "/"))
+    }
+    assert used == VOLUMES, f"undeclared: {used - VOLUMES}, unused: {VOLUMES - used}"
+
+
+def test_lakehouse_is_mounted_at_one_path_everywhere(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        targets = {
+            target for source, target in service_mounts(service) if source.rstrip("/") == "./lakehouse"
+        }
+        assert targets <= {LAKEHOUSE_TARGET}, f"{name} mounts ./lakehouse at {targets}"
+        lakehouse_path = service_environment(service).get("LAKEHOUSE_PATH")
+        if lakehouse_path is not None:
+            assert lakehouse_path == LAKEHOUSE_TARGET, name
+            assert targets == {LAKEHOUSE_TARGET}, f"{name} sets LAKEHOUSE_PATH but does not mount it"
+    mounted = {
+        name
+        for name, service in services.items()
+        if LAKEHOUSE_TARGET in dict(service_mounts(service)).values()
+    }
+    assert {"api", *AIRFLOW_SERVICES, *SPARK_SERVICES} <= mounted
+
+
+def test_var_dir_is_shared_where_spark_runs(services: dict[str, dict[str, Any]]) -> None:
+    # Checkpoints written by executors are read by drivers: same volume, same path.
+    for name in {"api", *AIRFLOW_SERVICES, *SPARK_SERVICES}:
+        environment = service_environment(services[name])
+        var_dir = environment["FILMREC_VAR_DIR"]
+        assert ("spark-data", var_dir) in service_mounts(services[name]), name
+        checkpoint = environment.get("SPARK_CHECKPOINT_DIR")
+        if checkpoint is not None:
+            assert checkpoint.startswith(var_dir + "/"), name
+
+
+def test_every_setting_is_assigned_to_a_service() -> None:
+    aliases = config_aliases()
+    assigned = set().union(*NEEDED_SETTINGS.values())
+    assert aliases, "no alias found in src/filmrec/config.py"
+    assert assigned <= aliases, f"not settings of config.py: {sorted(assigned - aliases)}"
+    assert aliases <= assigned, f"decide which services need {sorted(aliases - assigned)}"
+
+
+@pytest.mark.parametrize("service_name", sorted(NEEDED_SETTINGS))
+def test_services_get_the_settings_they_need(services: dict[str, dict[str, Any]], service_name: str) -> None:
+    environment = service_environment(services[service_name])
+    missing = NEEDED_SETTINGS[service_name] - {key for key, value in environment.items() if value}
+    assert not missing, f"{service_name} lacks {sorted(missing)}"
+
+
+def test_service_urls_point_at_compose_services(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        environment = service_environment(service)
+        hosts = {
+            urlsplit(environment[key]).hostname
+            for key in ("DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI")
+            if key in environment
+        }
+        if "KAFKA_BOOTSTRAP_SERVERS" in environment:
+            hosts |= {server.split(":")[0] for server in environment["KAFKA_BOOTSTRAP_SERVERS"].split(",")}
+        assert hosts <= set(services), f"{name} points at unknown hosts {hosts - set(services)}"
+
+
+def test_api_waits_for_what_it_uses(services: dict[str, dict[str, Any]]) -> None:
+    assert {"postgres", "redis", "mlflow", "kafka-init"} <= set(services["api"]["depends_on"])
+
+
+def test_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        image = service.get("image", "")
+        assert image, f"{name} has no image name"
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{name}: pin {image}"
+        if "build" not in service:
+            assert re.search(r"\d", tag), f"{name}: {image} is not a version tag"
+
+
+def test_ports_are_the_platform_ports_on_the_bind_address(
+    services: dict[str, dict[str, Any]], env: dict[str, str]
+) -> None:
+    for name, expected in CONTAINER_PORTS.items():
+        published = [str(port).split(":") for port in services[name].get("ports", [])]
+        assert all(len(parts) == 3 and parts[0] == env["BIND_ADDRESS"] for parts in published), name
+        assert {int(parts[2]) for parts in published} == expected, name
+        # With the .env.example values the host port is the container port.
+        assert all(parts[1] == parts[2] for parts in published), name
+
+
+def test_one_network_and_optional_uis_behind_profiles(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert set(compose.get("networks", {})) == {"default"}
+    assert all("networks" not in service for service in services.values())
+    assert services["kafka-ui"].get("profiles") == ["ui"]
+
+
+def test_shared_settings_are_anchors() -> None:
+    raw = load_compose_raw()
+    assert {"x-filmrec-env", "x-airflow-common", "x-spark-common"} <= set(raw)
+
+
+def test_env_example_documents_every_secret_for_generation() -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assert "init.sh" in text
+    init_sh = (ROOT / "init.sh").read_text(encoding="utf-8")
+    init_ps1 = (ROOT / "init.ps1").read_text(encoding="utf-8")
+    for secret in SECRETS:
+        assert secret in init_sh, f"init.sh does not generate {secret}"
+        assert f"'{secret}'" in init_ps1, f"init.ps1 does not generate {secret}"
+
+
+def test_override_example_is_valid_compose() -> None:
+    schema = json.loads((ROOT / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
+    override = yaml.safe_load((ROOT / "docker-compose.override.yml.example").read_text(encoding="utf-8"))
+    jsonschema.validate(override, schema, cls=jsonschema.Draft7Validator)
+    assert set(override["services"]) <= set(load_compose_raw()["services"])
