@@ -93,9 +93,8 @@ def _print_recommendations(base_url: str, user_ids: list[int]) -> None:
             print(f"\n  user {user_id} ({body['strategy']}, model v{body['model_version']}):")
             for rank, item in enumerate(body["items"], start=1):
                 year = f" ({item['year']})" if item["year"] else ""
-                print(
-                    f"    {rank}. {item['title']}{year}  [{', '.join(item['genres'])}]  score={item['score']:.3f}"
-                )
+                genres = ", ".join(item["genres"])
+                print(f"    {rank}. {item['title']}{year}  [{genres}]  score={item['score']:.3f}")
 
 
 def _wait_ready(base_url: str, *, timeout: float = 60.0) -> None:

@@ -4,7 +4,7 @@ Used by the static dashboard tests, and meant for a later test that runs each qu
 against a real Prometheus:
 
     import sys; sys.path.insert(0, "tests/static")
-    from grafana_queries import panel_queries
+    from tests.static.grafana_queries import panel_queries
     for query in panel_queries():
         ...  # GET /api/v1/query?query=<query.expr>
 """

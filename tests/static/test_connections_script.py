@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
-from static_helpers import ROOT
+from tests.static.static_helpers import ROOT
 
 pytestmark = pytest.mark.unit
 

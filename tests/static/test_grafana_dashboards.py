@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from grafana_queries import (
+from tests.static.grafana_queries import (
     API_METRICS,
     KNOWN_METRICS,
     dashboard_files,
@@ -15,7 +15,7 @@ from grafana_queries import (
     metric_names,
     panel_queries,
 )
-from static_helpers import ROOT, env_example, filled_env, load_compose, service_mounts
+from tests.static.static_helpers import ROOT, env_example, filled_env, load_compose, service_mounts
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from static_helpers import ROOT, require_tool
+from tests.static.static_helpers import ROOT, require_tool
 
 pytestmark = pytest.mark.unit
 
@@ -89,7 +89,7 @@ def test_native_config_differs_only_in_targets() -> None:
 
 
 def test_alerts_use_only_metrics_the_api_exposes() -> None:
-    from grafana_queries import KNOWN_METRICS, metric_names
+    from tests.static.grafana_queries import KNOWN_METRICS, metric_names
 
     groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
     for group in groups:

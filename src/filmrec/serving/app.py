@@ -85,6 +85,11 @@ def _prepare_database(state: AppState) -> None:
         log.warning("database unavailable at start-up: %s", error)
 
 
+def _field_name(location: tuple[object, ...]) -> str:
+    """`('query', 'k')` -> `k`: where the bad value was, as the client wrote it."""
+    return ".".join(str(part) for part in location if part not in ("path", "query", "body")) or "request"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -108,10 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(part) for part in item['loc'] if part not in ('path', 'query', 'body'))}: {item['msg']}"
-            for item in error.errors()
-        ]
+        problems = [f"{_field_name(item['loc'])}: {item['msg']}" for item in error.errors()]
         return JSONResponse(
             status_code=422,
             content={"detail": "; ".join(problems), "errors": jsonable_encoder(error.errors())},
