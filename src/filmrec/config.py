@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     cache_ttl_seconds: int = Field(default=3600, ge=1, alias="CACHE_TTL_SECONDS")
     dependency_timeout_seconds: float = Field(default=0.5, gt=0, alias="DEPENDENCY_TIMEOUT_SECONDS")
 
+    # Recommendation cache (Redis when REDIS_URL is set). A cache lookup must cost far
+    # less than computing the list, so Redis gets a short timeout of its own; after a
+    # failure it is left alone for CACHE_RETRY_SECONDS, then probed again.
+    cache_enabled: bool = Field(default=True, alias="CACHE_ENABLED")
+    redis_timeout_seconds: float = Field(default=0.2, gt=0, alias="REDIS_TIMEOUT_SECONDS")
+    cache_retry_seconds: float = Field(default=2.0, gt=0, alias="CACHE_RETRY_SECONDS")
+    cache_warm_on_swap: bool = Field(default=True, alias="CACHE_WARM_ON_SWAP")
+    cache_warm_k: int = Field(default=10, ge=1, le=100, alias="CACHE_WARM_K")
+    # The API's MLflow calls (alias polls, model downloads): fail fast, the poller retries.
+    mlflow_request_timeout_seconds: float = Field(default=10.0, gt=0, alias="MLFLOW_REQUEST_TIMEOUT_SECONDS")
+
     @field_validator("var_dir", "lakehouse_path", "spark_jars_dir", "spark_checkpoint_dir")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:

@@ -26,6 +26,9 @@ def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-d
         "SPARK_JARS_DIR": Path(os.environ.get("SPARK_JARS_DIR", REPO / "var" / "jars")),
         "SPARK_DRIVER_MEMORY": "2g",
         "MODEL_POLL_SECONDS": 0.2,
+        # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to the process environment,
+        # so without this a test would silently use the store of the previous test.
+        "MLFLOW_TRACKING_URI": None,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -50,3 +53,36 @@ def spark():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
+
+
+def write_slice(directory: Path, *, users: int) -> Path:
+    """The bundled ratings of the first `users` users, as a MovieLens ratings.csv."""
+    import pandas as pd
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ratings = pd.read_csv(BUNDLED / "ratings.csv")
+    path = directory / "ratings.csv"
+    ratings[ratings["userId"] <= users].to_csv(path, index=False, float_format="%.1f")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_root(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """A platform state with a small slice loaded, synced and trained (quick grid).
+
+    Shared by the training and API tests: training is the slow step.
+    """
+    from filmrec.data.movielens import MovieLensFiles
+    from filmrec.pipeline import load_movielens, sync_metadata
+    from filmrec.training.job import train_and_register
+    from filmrec.training.params import QUICK_GRID
+
+    root = tmp_path_factory.mktemp("trained")
+    settings = make_settings(root)
+    ratings = write_slice(root / "input", users=120)
+    files = MovieLensFiles(ratings=ratings, movies=BUNDLED / "movies.csv", links=BUNDLED / "links.csv")
+    load_movielens(spark, settings, files)
+    sync_metadata(spark, settings)
+    result = train_and_register(spark, settings=settings, grid=QUICK_GRID)
+    assert result.promotion["promoted"]
+    return root

@@ -12,6 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +43,8 @@ class Dataset:
             pair = (event.user_id, event.movie_id)
             current = latest.get(pair)
             if current is None or (event.rated_at, str(event.event_id)) > (
-                current.rated_at, str(current.event_id)
+                current.rated_at,
+                str(current.event_id),
             ):
                 latest[pair] = event
         return {pair: (e.rating, str(e.event_id)) for pair, e in latest.items()}
@@ -102,7 +104,9 @@ def publish(settings: Settings, messages: list[tuple[bytes | None, bytes | None]
     failures: list[object] = []
     for key, value in messages:
         producer.produce(
-            settings.kafka_topic, key=key, value=value,
+            settings.kafka_topic,
+            key=key,
+            value=value,
             on_delivery=lambda error, _msg: failures.append(error) if error else None,
         )
         producer.poll(0)
@@ -135,9 +139,10 @@ def assert_expected_tables(spark, settings: Settings, dataset: Dataset) -> None:
     }
     assert clean_rows(spark, tables) == expected_clean
     quarantine = read_table(spark, tables.quarantine)
-    assert quarantine.where(
-        "topic IS NULL OR partition IS NULL OR offset IS NULL OR reason IS NULL"
-    ).count() == 0
+    assert (
+        quarantine.where("topic IS NULL OR partition IS NULL OR offset IS NULL OR reason IS NULL").count()
+        == 0
+    )
     assert quarantine.select("topic", "partition", "offset").distinct().count() == MALFORMED
 
 
@@ -202,23 +207,29 @@ def test_killed_ingestion_reruns_to_the_same_result(streaming_spark, kafka_setti
     }
     job = subprocess.Popen(
         [sys.executable, "-m", "filmrec.streaming.ingest", "--max-offsets-per-trigger", "2000"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: the kill takes the JVM with it
     )
     markers = checkpoint_dir(tables) / "_filmrec_batches"
+    # Raw is at version 0 when created, 1 after batch 0, 2 after batch 1's raw MERGE.
+    raw_written = Path(tables.raw_ratings) / "_delta_log" / f"{2:020d}.json"
+    clean_merged = Path(tables.clean_ratings) / "_delta_log" / f"{2:020d}.json"
     deadline = time.monotonic() + 600
     try:
-        # Kill in the middle of the second batch: the first is committed, the second
-        # has started writing and not finished.
-        while not ((markers / "1.started").exists() and not (markers / "1.done").exists()):
+        # Kill in the worst place: batch 1 is in raw but not yet merged into clean, and
+        # Spark has not committed it. Only the re-run can bring those rows to clean.
+        while not raw_written.exists():
             assert job.poll() is None, "ingestion finished before it could be killed"
             assert time.monotonic() < deadline, "ingestion never reached its second batch"
-            time.sleep(0.05)
-        time.sleep(random.Random(5).uniform(0.5, 4.0))
+            time.sleep(0.02)
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
     assert job.returncode == -signal.SIGKILL
+    assert (markers / "1.started").exists() and not (markers / "1.done").exists()
+    assert not clean_merged.exists(), "the kill came too late to hit the raw/clean window"
 
     report = run_ingestion(spark, settings)
     assert report.lag == 0

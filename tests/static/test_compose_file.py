@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+
 from tests.static.static_helpers import (
     ENV_EXAMPLE,
     ROOT,

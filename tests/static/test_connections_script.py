@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
+
 from tests.static.static_helpers import ROOT
 
 pytestmark = pytest.mark.unit

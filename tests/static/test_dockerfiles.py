@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.static.static_helpers import ROOT, require_tool
 
 pytestmark = pytest.mark.unit

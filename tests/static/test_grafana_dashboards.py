@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.static.grafana_queries import (
     API_METRICS,
     KNOWN_METRICS,

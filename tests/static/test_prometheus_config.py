@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.static.static_helpers import ROOT, require_tool
 
 pytestmark = pytest.mark.unit

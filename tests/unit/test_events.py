@@ -97,9 +97,7 @@ def test_invalid_events_are_rejected_with_a_reason(payload: str, reason: str) ->
 def test_replay_rows_get_content_event_ids() -> None:
     event = row_to_event(["1", "31", "2.5", "1260759144"])
     assert event is not None
-    assert str(event.event_id) == event_id_for(
-        user_id=1, movie_id=31, rating=2.5, rated_at_epoch=1260759144
-    )
+    assert str(event.event_id) == event_id_for(user_id=1, movie_id=31, rating=2.5, rated_at_epoch=1260759144)
     assert event.rated_at == datetime.fromtimestamp(1260759144, UTC)
     assert row_to_event(["1", "31", "2.5", "1260759144"]) == event  # replays dedupe
 
@@ -133,9 +131,7 @@ def test_publish_fails_fast_when_no_broker_listens() -> None:
     with socket.socket() as sock:  # a port that is free, so nothing answers there
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    publisher = RatingPublisher(
-        Settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}"), delivery_timeout_s=1.0
-    )
+    publisher = RatingPublisher(Settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}"), delivery_timeout_s=1.0)
     started = time.monotonic()
     with pytest.raises(PublishError) as raised:
         publisher.publish(_event(), timeout_s=1.0)

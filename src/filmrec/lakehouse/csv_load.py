@@ -64,14 +64,15 @@ def load_ratings_csv(spark: SparkSession, tables: LakehouseTables, path: Path) -
         .where(~F.lower(F.trim("value")).startswith("userid,"))
         .withColumnRenamed("value", "payload")
     )
+    # F.get, not [i]: under ANSI mode an index past a short line raises instead of giving null.
     fields = F.split("payload", ",", -1)
     parsed = lines.withColumn("_n", F.size(fields)).select(
         "payload",
         "_n",
-        fields.getItem(0).alias("user_id_raw"),
-        fields.getItem(1).alias("movie_id_raw"),
-        fields.getItem(2).alias("rating_raw"),
-        fields.getItem(3).alias("rated_at_raw"),
+        F.get(fields, 0).alias("user_id_raw"),
+        F.get(fields, 1).alias("movie_id_raw"),
+        F.get(fields, 2).alias("rating_raw"),
+        F.get(fields, 3).alias("rated_at_raw"),
     )
     checked = (
         validate_ratings(parsed)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, delete, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from filmrec.metadata.orm import Base, Movie
+from filmrec.metadata.orm import Genre, Link, ModelDeployment, Movie
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,24 @@ class MovieInfo:
     title: str
     year: int | None
     genres: list[str]
+    # External ids: written by the sync, not read on the request path.
+    imdb_id: str | None = None
+    tmdb_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    instance: str
+    model_name: str
+    model_version: str
+    run_id: str | None
+    served_from: datetime
+    served_until: datetime | None
+
+
+def instance_name() -> str:
+    """Who is serving: several API processes may share one database."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def make_engine(url: str, *, timeout_seconds: float = 5.0) -> Engine:
@@ -56,7 +77,10 @@ class MovieStore:
         return cls(make_engine(url, timeout_seconds=timeout_seconds))
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to the newest migration (idempotent)."""
+        from filmrec.metadata.migrate import upgrade_engine
+
+        upgrade_engine(self.engine)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -78,8 +102,74 @@ class MovieStore:
         with self._sessions() as session:
             return int(session.scalar(select(text("count(*)")).select_from(Movie)) or 0)
 
+    def genres_of(self, movie_id: int) -> list[str]:
+        with self._sessions() as session:
+            return sorted(session.scalars(select(Genre.genre).where(Genre.movie_id == movie_id)))
+
+    def link(self, movie_id: int) -> tuple[str | None, int | None] | None:
+        with self._sessions() as session:
+            row = session.get(Link, movie_id)
+            return (row.imdb_id, row.tmdb_id) if row else None
+
+    def record_deployment(
+        self,
+        *,
+        model_name: str,
+        model_version: str,
+        run_id: str | None,
+        served_from: datetime | None = None,
+        instance: str | None = None,
+    ) -> None:
+        """Close this instance's open deployment row and open one for the new version."""
+        instance = instance or instance_name()
+        now = served_from or datetime.now(UTC)
+        with self._sessions.begin() as session:
+            session.execute(
+                update(ModelDeployment)
+                .where(ModelDeployment.instance == instance, ModelDeployment.served_until.is_(None))
+                .values(served_until=now)
+            )
+            session.add(
+                ModelDeployment(
+                    instance=instance,
+                    model_name=model_name,
+                    model_version=model_version,
+                    run_id=run_id,
+                    served_from=now,
+                )
+            )
+
+    def close_deployment(self, *, instance: str | None = None) -> None:
+        """Mark this instance as no longer serving (API shutdown)."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(ModelDeployment)
+                .where(
+                    ModelDeployment.instance == (instance or instance_name()),
+                    ModelDeployment.served_until.is_(None),
+                )
+                .values(served_until=datetime.now(UTC))
+            )
+
+    def deployments(self, *, model_name: str | None = None) -> list[Deployment]:
+        query = select(ModelDeployment).order_by(ModelDeployment.id)
+        if model_name is not None:
+            query = query.where(ModelDeployment.model_name == model_name)
+        with self._sessions() as session:
+            return [
+                Deployment(
+                    instance=row.instance,
+                    model_name=row.model_name,
+                    model_version=row.model_version,
+                    run_id=row.run_id,
+                    served_from=row.served_from,
+                    served_until=row.served_until,
+                )
+                for row in session.scalars(query)
+            ]
+
     def upsert(self, movies: Iterable[MovieInfo], *, batch_size: int = 2000) -> int:
-        """Insert or update movies; return how many rows were new or changed."""
+        """Insert or update movies with their links and genres; return how many changed."""
         changed = 0
         batch: list[MovieInfo] = []
         with self._sessions.begin() as session:
@@ -98,23 +188,49 @@ def _info(row: Movie) -> MovieInfo:
 
 
 def _upsert_batch(session: Session, batch: list[MovieInfo]) -> int:
-    existing = {
-        row.movie_id: row
-        for row in session.scalars(select(Movie).where(Movie.movie_id.in_([m.movie_id for m in batch])))
-    }
-    changed = 0
+    """Diff one batch against the database and write only what differs.
+
+    Reading first and comparing (instead of dialect-specific ON CONFLICT) keeps one
+    code path for SQLite and PostgreSQL and gives an exact count of changed movies.
+    """
+    ids = [m.movie_id for m in batch]
+    movies = {row.movie_id: row for row in session.scalars(select(Movie).where(Movie.movie_id.in_(ids)))}
+    links = {row.movie_id: row for row in session.scalars(select(Link).where(Link.movie_id.in_(ids)))}
+    genres: dict[int, set[str]] = {}
+    genre_rows = session.execute(select(Genre.movie_id, Genre.genre).where(Genre.movie_id.in_(ids)))
+    for movie_id, genre in genre_rows:
+        genres.setdefault(movie_id, set()).add(genre)
+    # Parents first: links and genres reference movies.
+    changed: set[int] = set()
     for movie in batch:
-        row = existing.get(movie.movie_id)
+        row = movies.get(movie.movie_id)
         if row is None:
             session.add(
                 Movie(movie_id=movie.movie_id, title=movie.title, year=movie.year, genres=movie.genres)
             )
-            changed += 1
-        elif (row.title, row.year, list(row.genres or [])) != (
-            movie.title,
-            movie.year,
-            movie.genres,
-        ):
+            changed.add(movie.movie_id)
+        elif (row.title, row.year, list(row.genres or [])) != (movie.title, movie.year, movie.genres):
             row.title, row.year, row.genres = movie.title, movie.year, movie.genres
-            changed += 1
-    return changed
+            changed.add(movie.movie_id)
+    session.flush()
+    for movie in batch:
+        link = links.get(movie.movie_id)
+        if movie.imdb_id is None and movie.tmdb_id is None:
+            if link is not None:
+                session.delete(link)
+                changed.add(movie.movie_id)
+        elif link is None:
+            session.add(Link(movie_id=movie.movie_id, imdb_id=movie.imdb_id, tmdb_id=movie.tmdb_id))
+            changed.add(movie.movie_id)
+        elif (link.imdb_id, link.tmdb_id) != (movie.imdb_id, movie.tmdb_id):
+            link.imdb_id, link.tmdb_id = movie.imdb_id, movie.tmdb_id
+            changed.add(movie.movie_id)
+        have, want = genres.get(movie.movie_id, set()), set(movie.genres)
+        if have != want:
+            if have - want:
+                session.execute(
+                    delete(Genre).where(Genre.movie_id == movie.movie_id, Genre.genre.in_(have - want))
+                )
+            session.add_all(Genre(movie_id=movie.movie_id, genre=genre) for genre in sorted(want - have))
+            changed.add(movie.movie_id)
+    return len(changed)

@@ -12,6 +12,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow import MlflowClient
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from pydantic import BaseModel, Field
 
@@ -77,6 +78,20 @@ def log_recommender(recommender: FactorRecommender, *, input_user_id: int) -> st
             pip_requirements=["numpy", "pydantic", f"mlflow=={mlflow.__version__}"],
         )
     return info.model_uri
+
+
+def load_registered_recommender(client: MlflowClient, *, name: str, version: str) -> FactorRecommender:
+    """Load one registered version through `client` (no global tracking URI involved).
+
+    Loading by version, not by alias, guarantees that what is served is the version
+    the caller looked up, even if the alias moves meanwhile.
+    """
+    artifact_uri = client.get_model_version_download_uri(name, version)
+    with tempfile.TemporaryDirectory(prefix="filmrec-load-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=client.tracking_uri
+        )
+        return load_recommender(local)
 
 
 def load_recommender(model_uri: str) -> FactorRecommender:

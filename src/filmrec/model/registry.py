@@ -23,16 +23,24 @@ TAG_PROTOCOL = "eval_protocol"
 TAG_DATA_VERSION = "data_version"
 
 
-def configure_mlflow(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured tracking server, or the local SQLite store."""
+def registry_client(settings: Settings) -> MlflowClient:
+    """A client bound to the configured tracking server (or local store), with no global state."""
     import mlflow
 
     uri = settings.effective_mlflow_tracking_uri
     if uri.startswith("sqlite:"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def configure_mlflow(settings: Settings) -> MlflowClient:
+    """Point MLflow's fluent API (runs, logging) at the configured store; return a client."""
+    import mlflow
+
+    client = registry_client(settings)
+    mlflow.set_tracking_uri(client.tracking_uri)
+    mlflow.set_registry_uri(client.tracking_uri)
+    return client
 
 
 def ensure_experiment(settings: Settings) -> str:

@@ -21,8 +21,8 @@ from filmrec import __version__
 from filmrec.config import Settings, get_settings
 from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics
-from filmrec.serving.cache import InProcessCache, RecommendationCache
-from filmrec.serving.model_holder import ChampionLoader, ModelHolder
+from filmrec.serving.cache import build_cache
+from filmrec.serving.model_holder import ChampionLoader, LoadedModel, ModelHolder, fail_fast_mlflow_http
 from filmrec.serving.routers import health, model, movies, recommendations
 from filmrec.serving.state import AppState
 
@@ -59,30 +59,71 @@ class RequestMetricsMiddleware:
             metrics.HTTP_LATENCY.labels(route=template, method=method).observe(time.perf_counter() - start)
 
 
-def build_cache(settings: Settings) -> RecommendationCache:
-    return InProcessCache()
+__all__ = ["build_cache", "build_state", "create_app"]
+
+
+def _after_swap(state: AppState, model: LoadedModel) -> None:
+    """Background work after a new champion is served: history row, then cache warm-up."""
+    try:
+        state.movies.record_deployment(
+            model_name=model.name,
+            model_version=model.version,
+            run_id=model.run_id,
+            served_from=model.loaded_at,
+        )
+    except Exception as error:  # the history is bookkeeping; serving goes on without it
+        log.warning("could not record the deployment of v%s: %s", model.version, error)
+    if not state.settings.cache_warm_on_swap:
+        return
+    from filmrec.serving.warmup import warm_cache
+
+    try:
+        warm_cache(state.settings, model=model, cache=state.cache, movies=state.movies)
+    except Exception as error:
+        log.warning(
+            "cache warm-up for v%s failed (requests fill the cache instead): %s", model.version, error
+        )
 
 
 def build_state(settings: Settings) -> AppState:
+    fail_fast_mlflow_http(settings)
     holder = ModelHolder()
     store = MovieStore.from_url(
         settings.effective_database_url, timeout_seconds=settings.dependency_timeout_seconds * 4
     )
-    return AppState(
+    state = AppState(
         settings=settings,
         holder=holder,
         loader=ChampionLoader(settings, holder),
         movies=store,
         cache=build_cache(settings),
     )
+    state.db_breaker.retry_after_seconds = settings.cache_retry_seconds
+    # The loader thread must not wait for the warm-up: it runs on the background worker.
+    state.loader.on_swap = lambda model, _previous: state.background.submit(_after_swap, state, model)
+    return state
 
 
 def _prepare_database(state: AppState) -> None:
+    """Run the migrations (the API's prestart step); a database that is down is not fatal."""
     try:
         state.movies.create_schema()
     except Exception as error:
         metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
-        log.warning("database unavailable at start-up: %s", error)
+        log.warning("database unavailable at start-up (migrations not run): %s", error)
+
+
+def _shutdown(state: AppState) -> None:
+    state.loader.stop()
+    state.background.shutdown(wait=False, cancel_futures=True)
+    try:
+        state.movies.close_deployment()
+    except Exception as error:
+        log.warning("could not close the deployment record: %s", error)
+    close = getattr(state.cache, "close", None)
+    if close is not None:
+        close()
+    state.movies.engine.dispose()
 
 
 def _field_name(location: tuple[object, ...]) -> str:
@@ -101,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.loader.refresh()
         state.loader.start_polling()
         yield
-        state.loader.stop()
+        _shutdown(state)
 
     app = FastAPI(
         title="filmrec",

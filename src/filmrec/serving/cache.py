@@ -1,6 +1,8 @@
 """Recommendation caches: in-process by default, Redis when REDIS_URL is set.
 
-Keys carry the model version, so a new champion never serves an old list.
+Keys carry the model version, so a new champion never serves an old list. Every
+cache raises on failure; callers (serving/recommendations.py) count the error and
+answer from the model instead.
 """
 
 from __future__ import annotations
@@ -9,11 +11,21 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from filmrec.serving.breaker import CircuitBreaker
+
+if TYPE_CHECKING:
+    import redis
+
+    from filmrec.config import Settings
+
+KEY_PREFIX = "filmrec:recs"
 
 
 def recommendation_key(*, model_version: str, user_id: int, k: int) -> str:
-    return f"filmrec:recs:v{model_version}:u{user_id}:k{k}"
+    return f"{KEY_PREFIX}:v{model_version}:u{user_id}:k{k}"
 
 
 class RecommendationCache(Protocol):
@@ -22,6 +34,8 @@ class RecommendationCache(Protocol):
     def get(self, key: str) -> dict[str, Any] | None: ...
 
     def set(self, key: str, value: dict[str, Any], *, ttl_seconds: int) -> None: ...
+
+    def set_many(self, values: Mapping[str, dict[str, Any]], *, ttl_seconds: int) -> None: ...
 
     def ping(self) -> None: ...
 
@@ -49,11 +63,16 @@ class InProcessCache:
         return json.loads(payload)
 
     def set(self, key: str, value: dict[str, Any], *, ttl_seconds: int) -> None:
+        self.set_many({key: value}, ttl_seconds=ttl_seconds)
+
+    def set_many(self, values: Mapping[str, dict[str, Any]], *, ttl_seconds: int) -> None:
         # Stored as JSON so callers get a fresh copy and behave as with Redis.
-        payload = json.dumps(value)
+        payloads = [(key, json.dumps(value)) for key, value in values.items()]
+        expires_at = time.monotonic() + ttl_seconds
         with self._lock:
-            self._entries[key] = (time.monotonic() + ttl_seconds, payload)
-            self._entries.move_to_end(key)
+            for key, payload in payloads:
+                self._entries[key] = (expires_at, payload)
+                self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
 
@@ -62,3 +81,100 @@ class InProcessCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class NullCache:
+    """No caching at all (CACHE_ENABLED=false): every request runs the model."""
+
+    name = "disabled"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return None
+
+    def set(self, key: str, value: dict[str, Any], *, ttl_seconds: int) -> None:
+        return None
+
+    def set_many(self, values: Mapping[str, dict[str, Any]], *, ttl_seconds: int) -> None:
+        return None
+
+    def ping(self) -> None:
+        return None
+
+
+class RedisCache:
+    """Redis with bounded socket timeouts, no client retries, and a circuit breaker.
+
+    redis-py retries a failed command by default, which would multiply the timeout;
+    the breaker is the retry policy here, and the request falls back to the model.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_seconds: float = 0.2,
+        retry_after_seconds: float = 2.0,
+        max_connections: int = 64,
+    ) -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.url = url
+        self.client: redis.Redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+            health_check_interval=0,
+            max_connections=max_connections,
+        )
+        self.breaker = CircuitBreaker("redis", retry_after_seconds=retry_after_seconds)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        payload = self.breaker.call(lambda: self.client.get(key))
+        return json.loads(payload) if payload is not None else None
+
+    def set(self, key: str, value: dict[str, Any], *, ttl_seconds: int) -> None:
+        payload = json.dumps(value, separators=(",", ":"))
+        self.breaker.call(lambda: self.client.set(key, payload, ex=ttl_seconds))
+
+    def set_many(
+        self, values: Mapping[str, dict[str, Any]], *, ttl_seconds: int, chunk_size: int = 1000
+    ) -> None:
+        """Write many entries in pipelined round trips of `chunk_size` commands."""
+        items = list(values.items())
+        for start in range(0, len(items), chunk_size):
+            pipe = self.client.pipeline(transaction=False)
+            for key, value in items[start : start + chunk_size]:
+                pipe.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_seconds)
+            self.breaker.call(pipe.execute)
+
+    def ping(self) -> None:
+        # Not through the breaker: /ready must see the real state, and a successful
+        # ping closes the breaker early so the cache comes back without waiting.
+        try:
+            self.client.ping()
+        except Exception as error:
+            self.breaker.record_failure(error)
+            raise
+        self.breaker.record_success()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def build_cache(settings: Settings) -> RecommendationCache:
+    """Redis when REDIS_URL is set, the in-process LRU otherwise, nothing when disabled."""
+    if not settings.cache_enabled:
+        return NullCache()
+    if settings.redis_url:
+        return RedisCache(
+            settings.redis_url,
+            timeout_seconds=settings.redis_timeout_seconds,
+            retry_after_seconds=settings.cache_retry_seconds,
+        )
+    return InProcessCache()

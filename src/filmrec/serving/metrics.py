@@ -25,6 +25,10 @@ RECOMMENDATIONS_SERVED = Counter(
     "filmrec_recommendations_served", "Recommendation lists served, by strategy", ["strategy"]
 )
 CACHE_REQUESTS = Counter("filmrec_cache_requests", "Cache lookups by result", ["result"])
+CACHE_WARMUPS = Counter(
+    "filmrec_cache_warmups", "Bulk cache warm-ups after a model swap, by result", ["result"]
+)
+CACHE_WARMUP_ENTRIES = Counter("filmrec_cache_warmup_entries", "Recommendation lists written by warm-ups")
 MODEL_INFO = Gauge("filmrec_model_info", "The model being served (value 1)", ["name", "version", "run_id"])
 MODEL_CREATED = Gauge("filmrec_model_created_timestamp_seconds", "When the served version was registered")
 MODEL_AGE = Gauge("filmrec_model_age_seconds", "Seconds since the served version was registered")
@@ -36,6 +40,9 @@ MODEL_RELOADS = Counter("filmrec_model_reloads", "Successful model (re)loads")
 MODEL_RELOAD_FAILURES = Counter("filmrec_model_reload_failures", "Failed model loads or registry checks")
 KAFKA_PUBLISH_FAILURES = Counter("filmrec_kafka_publish_failures", "Rating events Kafka did not take")
 DEPENDENCY_UP = Gauge("filmrec_dependency_up", "1 when a dependency answered its last check", ["dependency"])
+DEPENDENCY_LATENCY = Gauge(
+    "filmrec_dependency_check_seconds", "How long the last /ready check of a dependency took", ["dependency"]
+)
 
 OFFLINE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "coverage")
 

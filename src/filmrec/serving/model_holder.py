@@ -8,8 +8,11 @@ assignment, which is atomic in CPython; the lock only keeps two loaders apart.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -57,34 +60,84 @@ def _metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
     return values
 
 
-class ChampionLoader:
-    """Loads the registry's champion, and polls for the alias to move."""
+def fail_fast_mlflow_http(settings: Settings) -> None:
+    """Bound every MLflow HTTP call of this process (read by MLflow at call time).
 
-    def __init__(self, settings: Settings, holder: ModelHolder) -> None:
+    MLflow's defaults (120 s timeout, 7 retries with backoff) would keep a poll of a
+    dead tracking server hanging for minutes; the poller is our retry loop. Values
+    already in the environment win, so an operator can still raise them.
+    """
+    os.environ.setdefault(
+        "MLFLOW_HTTP_REQUEST_TIMEOUT", str(math.ceil(settings.mlflow_request_timeout_seconds))
+    )
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
+def champion_version(settings: Settings) -> tuple[str, str | None, dict[str, str], datetime | None]:
+    """(version, run_id, tags, created_at) of the version the alias points to."""
+    from filmrec.model.registry import registry_client
+
+    # A bound client, not MLflow's process-wide tracking URI: another thread (training,
+    # a second app in tests) may point the global at another store.
+    client = registry_client(settings)
+    version = client.get_model_version_by_alias(settings.model_name, settings.champion_alias)
+    created = (
+        datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
+        if version.creation_timestamp
+        else None
+    )
+    return str(version.version), version.run_id, dict(version.tags), created
+
+
+def load_version(
+    settings: Settings, version: str, run_id: str | None, tags: dict[str, str], created_at: datetime | None
+) -> LoadedModel:
+    from filmrec.model.pyfunc import load_registered_recommender
+    from filmrec.model.registry import registry_client
+
+    # By version, not by alias: the alias may move between looking it up and loading.
+    recommender = load_registered_recommender(
+        registry_client(settings), name=settings.model_name, version=version
+    )
+    return LoadedModel(
+        recommender=recommender,
+        name=settings.model_name,
+        version=version,
+        run_id=run_id,
+        metrics=_metrics_from_tags(tags),
+        created_at=created_at,
+    )
+
+
+def load_champion(settings: Settings) -> LoadedModel:
+    """The current champion, loaded (for jobs such as the cache warm-up)."""
+    return load_version(settings, *champion_version(settings))
+
+
+SwapHook = Callable[[LoadedModel, "LoadedModel | None"], None]
+
+
+class ChampionLoader:
+    """Loads the registry's champion, and polls for the alias to move.
+
+    Any failure (registry down, download timeout) keeps the current model serving and
+    is retried at the next poll. `on_swap` runs after each swap, in the loader's thread.
+    """
+
+    def __init__(self, settings: Settings, holder: ModelHolder, *, on_swap: SwapHook | None = None) -> None:
         self.settings = settings
         self.holder = holder
+        self.on_swap = on_swap
         self.last_error: str | None = None
         self.last_check: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def champion_version(self) -> tuple[str, str | None, dict[str, str], datetime | None]:
-        """(version, run_id, tags, created_at) of the version the alias points to."""
-        from filmrec.model.registry import configure_mlflow
-
-        client = configure_mlflow(self.settings)
-        version = client.get_model_version_by_alias(self.settings.model_name, self.settings.champion_alias)
-        created = (
-            datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
-            if version.creation_timestamp
-            else None
-        )
-        return str(version.version), version.run_id, dict(version.tags), created
+        return champion_version(self.settings)
 
     def refresh(self) -> bool:
         """Load the champion if it differs from what is served; True when swapped."""
-        from filmrec.model.pyfunc import load_recommender
-
         self.last_check = time.time()
         try:
             version, run_id, tags, created_at = self.champion_version()
@@ -93,29 +146,23 @@ class ChampionLoader:
                 self.last_error = None
                 metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
                 return False
-            recommender = load_recommender(
-                f"models:/{self.settings.model_name}@{self.settings.champion_alias}"
-            )
+            model = load_version(self.settings, version, run_id, tags, created_at)
         except Exception as error:  # the registry may be down: keep serving what we have
-            self.last_error = f"{type(error).__name__}: {error}"
+            self.last_error = f"{type(error).__name__}: {error}"[:500]
             metrics.MODEL_RELOAD_FAILURES.inc()
             metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(0)
             log.warning("could not load the champion: %s", self.last_error)
             return False
-        self.holder.swap(
-            LoadedModel(
-                recommender=recommender,
-                name=self.settings.model_name,
-                version=version,
-                run_id=run_id,
-                metrics=_metrics_from_tags(tags),
-                created_at=created_at,
-            )
-        )
+        previous = self.holder.swap(model)
         self.last_error = None
         metrics.MODEL_RELOADS.inc()
         metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
         log.info("serving %s v%s", self.settings.model_name, version)
+        if self.on_swap is not None:
+            try:
+                self.on_swap(model, previous)
+            except Exception:  # bookkeeping must never undo a good swap
+                log.exception("on_swap hook failed")
         return True
 
     def start_polling(self) -> None:

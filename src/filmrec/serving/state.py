@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from filmrec.config import Settings
 from filmrec.metadata.store import MovieStore
+from filmrec.serving.breaker import CircuitBreaker
 from filmrec.serving.cache import RecommendationCache
 from filmrec.serving.model_holder import ChampionLoader, ModelHolder
 
@@ -17,3 +19,12 @@ class AppState:
     loader: ChampionLoader
     movies: MovieStore
     cache: RecommendationCache
+    # Metadata lookups on the request path: a dead database must not cost every
+    # request its connect timeout.
+    db_breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker("database"))
+    # One worker: deployment records and cache warm-ups run in order, off the request path.
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="filmrec-bg")
+    )
+    # Built on first use by /ready, and only when KAFKA_BOOTSTRAP_SERVERS is set.
+    kafka_admin: object | None = None

@@ -36,8 +36,10 @@ def _bootstrap(settings: Settings, scratch: Path) -> Iterator[str]:
         yield DEFAULT_BOOTSTRAP_SERVERS
         return
     layout = broker.BrokerLayout(
-        root=scratch / "kafka", libs=broker.default_layout().libs,
-        port=broker.free_port(), controller_port=broker.free_port(),
+        root=scratch / "kafka",
+        libs=broker.default_layout().libs,
+        port=broker.free_port(),
+        controller_port=broker.free_port(),
     )
     try:
         yield broker.up(layout)
@@ -60,9 +62,10 @@ def bench_streaming(
     from filmrec.lakehouse.spark_session import build_spark
 
     settings = settings or get_settings()
-    with tempfile.TemporaryDirectory(prefix="filmrec-bench-") as scratch, _bootstrap(
-        settings, Path(scratch)
-    ) as bootstrap:
+    with (
+        tempfile.TemporaryDirectory(prefix="filmrec-bench-") as scratch,
+        _bootstrap(settings, Path(scratch)) as bootstrap,
+    ):
         run_settings = settings.model_copy(
             update={
                 "kafka_bootstrap_servers": bootstrap,

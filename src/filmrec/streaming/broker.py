@@ -356,7 +356,10 @@ def _spawn(layout: BrokerLayout, role: str, main_class: str) -> int:
         # Its own session: Ctrl-C in the terminal that ran `make kafka-up` must not
         # take the broker down, and `down` signals exactly this process.
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     layout.pid_file(role).write_text(f"{process.pid}\n")
@@ -374,9 +377,7 @@ def _wait_until(
         if ready():
             return
         time.sleep(0.5)
-    raise BrokerError(
-        f"{role} not ready after {timeout_s:.0f}s; log tail:\n{_tail(layout.log_file(role))}"
-    )
+    raise BrokerError(f"{role} not ready after {timeout_s:.0f}s; log tail:\n{_tail(layout.log_file(role))}")
 
 
 def up(layout: BrokerLayout, mode: Mode = Mode.KRAFT, *, timeout_s: float = 90.0) -> str:
@@ -403,8 +404,11 @@ def up(layout: BrokerLayout, mode: Mode = Mode.KRAFT, *, timeout_s: float = 90.0
             raise BrokerError(f"port {layout.zookeeper_port} is taken; is another ZooKeeper running?")
         zk_pid = _spawn(layout, "zookeeper", "org.apache.zookeeper.server.quorum.QuorumPeerMain")
         _wait_until(
-            layout, "zookeeper", zk_pid,
-            lambda: port_open(layout.host, layout.zookeeper_port), timeout_s,
+            layout,
+            "zookeeper",
+            zk_pid,
+            lambda: port_open(layout.host, layout.zookeeper_port),
+            timeout_s,
         )
     if mode is Mode.KRAFT:
         _format_kraft_storage(layout)

@@ -113,7 +113,10 @@ def parse_messages(messages: DataFrame) -> DataFrame:
     schema = ", ".join(f"{name} STRING" for name in WIRE_FIELDS)
     payload = F.col("value").cast("string")
     frame = messages.select(
-        "topic", "partition", "offset", payload.alias("payload"),
+        "topic",
+        "partition",
+        "offset",
+        payload.alias("payload"),
         F.from_json(payload, schema).alias("event"),
     )
     envelope = _envelope_reason(F.col("payload"), F.col("event"))
@@ -336,8 +339,12 @@ def run_ingestion(
         )
         report.lag = sum(report.lag_by_partition.values())
     except Exception as error:
-        status.update(status="failed", error=f"{type(error).__name__}: {error}"[:2000],
-                      finished_at=datetime.now(UTC).isoformat(), **_counts(report))
+        status.update(
+            status="failed",
+            error=f"{type(error).__name__}: {error}"[:2000],
+            finished_at=datetime.now(UTC).isoformat(),
+            **_counts(report),
+        )
         _write_status(tables, status)
         raise
     finished_at = datetime.now(UTC).isoformat()
@@ -355,10 +362,17 @@ def _counts(report: IngestionReport) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Ingest rating events from Kafka into Delta.")
     parser.add_argument("--topic", default=None, help="default: KAFKA_RATINGS_TOPIC (ratings)")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=None,
-                        help="cap each micro-batch (default: one batch for everything)")
-    parser.add_argument("--allow-data-loss", action="store_true",
-                        help="skip offsets that Kafka retention already deleted instead of failing")
+    parser.add_argument(
+        "--max-offsets-per-trigger",
+        type=int,
+        default=None,
+        help="cap each micro-batch (default: one batch for everything)",
+    )
+    parser.add_argument(
+        "--allow-data-loss",
+        action="store_true",
+        help="skip offsets that Kafka retention already deleted instead of failing",
+    )
     args = parser.parse_args(argv)
 
     from filmrec.lakehouse.spark_session import build_spark
@@ -366,7 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     spark = build_spark(app_name="filmrec-ingest", settings=settings)
     report = run_ingestion(
-        spark, settings, topic=args.topic, max_offsets_per_trigger=args.max_offsets_per_trigger,
+        spark,
+        settings,
+        topic=args.topic,
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
         fail_on_data_loss=not args.allow_data_loss,
     )
     print(

@@ -68,9 +68,7 @@ def read_events(path: Path, *, limit: int | None = None) -> Iterator[RatingEvent
 def row_to_event(row: list[str]) -> RatingEvent | None:
     try:
         user_id, movie_id, rating, timestamp = (int(row[0]), int(row[1]), float(row[2]), int(row[3]))
-        event_id = event_id_for(
-            user_id=user_id, movie_id=movie_id, rating=rating, rated_at_epoch=timestamp
-        )
+        event_id = event_id_for(user_id=user_id, movie_id=movie_id, rating=rating, rated_at_epoch=timestamp)
         return RatingEvent(
             event_id=event_id,
             user_id=user_id,
@@ -105,8 +103,12 @@ def replay(
     topic = topic or settings.kafka_topic
     ensure_topic(settings, topic=topic)
     # A generous delivery timeout: a bulk load waits out a short broker hiccup.
-    producer = make_producer(settings, delivery_timeout_s=120.0, client_id="filmrec-replay",
-                             **{"linger.ms": 20, "batch.size": 1_000_000})
+    producer = make_producer(
+        settings,
+        delivery_timeout_s=120.0,
+        client_id="filmrec-replay",
+        **{"linger.ms": 20, "batch.size": 1_000_000},
+    )
     outcome = {"sent": 0, "failed": 0}
 
     def on_delivery(error: object, _message: Message) -> None:
@@ -141,8 +143,7 @@ def replay(
     seconds = time.perf_counter() - started
     # Messages still queued after the flush timeout never got a delivery report.
     failed = outcome["failed"] + undelivered
-    return ReplayReport(topic=topic, sent=outcome["sent"], failed=failed, invalid=invalid,
-                        seconds=seconds)
+    return ReplayReport(topic=topic, sent=outcome["sent"], failed=failed, invalid=invalid, seconds=seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     report = replay(
-        args.ratings, settings=settings, topic=args.topic, rate=args.rate, limit=args.limit,
+        args.ratings,
+        settings=settings,
+        topic=args.topic,
+        rate=args.rate,
+        limit=args.limit,
         progress=not args.no_progress,
     )
     print(

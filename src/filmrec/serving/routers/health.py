@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from filmrec.serving import metrics
 from filmrec.serving.deps import StateDep
 from filmrec.serving.schemas import DependencyOut, HealthOut, ReadyOut
+from filmrec.serving.state import AppState
 
 router = APIRouter(tags=["operations"])
 
@@ -24,17 +25,64 @@ def _check(name: str, kind: str, probe: Callable[[], object]) -> DependencyOut:
     try:
         probe()
     except Exception as error:
+        seconds = time.perf_counter() - start
         metrics.DEPENDENCY_UP.labels(dependency=name).set(0)
+        metrics.DEPENDENCY_LATENCY.labels(dependency=name).set(seconds)
         return DependencyOut(
             name=name,
             kind=kind,
             status="down",
-            latency_ms=round((time.perf_counter() - start) * 1000, 2),
+            latency_ms=round(seconds * 1000, 2),
             detail=f"{type(error).__name__}: {error}"[:300],
         )
+    seconds = time.perf_counter() - start
     metrics.DEPENDENCY_UP.labels(dependency=name).set(1)
+    metrics.DEPENDENCY_LATENCY.labels(dependency=name).set(seconds)
+    return DependencyOut(name=name, kind=kind, status="up", latency_ms=round(seconds * 1000, 2))
+
+
+def _ping_database(state: AppState) -> None:
+    # A direct ping, not through the breaker: /ready reports the truth, and a good
+    # answer lets requests use the database again before the breaker's window ends.
+    try:
+        state.movies.ping()
+    except Exception as error:
+        state.db_breaker.record_failure(error)
+        raise
+    state.db_breaker.record_success()
+
+
+def _ping_kafka(state: AppState) -> None:
+    """A metadata request with a bounded timeout (the broker list and topics)."""
+    from confluent_kafka.admin import AdminClient
+
+    settings = state.settings
+    timeout = settings.dependency_timeout_seconds
+    if state.kafka_admin is None:
+        # One client for the process: each AdminClient starts librdkafka threads.
+        state.kafka_admin = AdminClient(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                "socket.timeout.ms": max(10, int(timeout * 1000)),
+                "log_level": 0,
+            }
+        )
+    metadata = state.kafka_admin.list_topics(timeout=timeout)  # type: ignore[attr-defined]
+    if not metadata.brokers:
+        raise ConnectionError("no broker answered the metadata request")
+
+
+def _registry(state: AppState) -> DependencyOut:
+    """The registry as the poller last saw it (polled in the background, not here)."""
+    settings = state.settings
+    loader = state.loader
+    up = loader.last_error is None and loader.last_check is not None
+    metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1 if up else 0)
     return DependencyOut(
-        name=name, kind=kind, status="up", latency_ms=round((time.perf_counter() - start) * 1000, 2)
+        name="model_registry",
+        kind="mlflow-server" if settings.mlflow_tracking_uri else "mlflow-local",
+        status="up" if up else "down",
+        detail=loader.last_error,
     )
 
 
@@ -43,16 +91,12 @@ def ready(state: StateDep, response: Response) -> ReadyOut:
     """Readiness: a model is loaded; each dependency with its status and latency."""
     settings = state.settings
     dependencies = [
-        _check("database", "postgresql" if settings.database_url else "sqlite", state.movies.ping),
+        _check("database", state.movies.engine.dialect.name, lambda: _ping_database(state)),
         _check("cache", state.cache.name, state.cache.ping),
+        _registry(state),
     ]
-    registry = DependencyOut(
-        name="model_registry",
-        kind="mlflow-server" if settings.mlflow_tracking_uri else "mlflow-local",
-        status="down" if state.loader.last_error else "up",
-        detail=state.loader.last_error,
-    )
-    dependencies.append(registry)
+    if settings.kafka_bootstrap_servers:
+        dependencies.append(_check("kafka", "kafka", lambda: _ping_kafka(state)))
     model = state.holder.current
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -1,0 +1,175 @@
+"""The API against a model trained by the real job and registered in MLflow."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import mlflow
+import pandas as pd
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from filmrec.model.registry import champion_version, configure_mlflow
+from filmrec.serving.app import create_app
+from tests.integration.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def client(trained_root: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(trained_root))) as test_client:
+        yield test_client
+
+
+def rated_by(trained_root: Path, user_id: int) -> set[int]:
+    ratings = pd.read_csv(trained_root / "input" / "ratings.csv")
+    return set(ratings.loc[ratings["userId"] == user_id, "movieId"].tolist())
+
+
+def test_recommendations_are_titled_and_unseen(client: TestClient, trained_root: Path) -> None:
+    response = client.get("/recommendations/1", params={"k": 10})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["strategy"] == "model" and body["k"] == 10 and len(body["items"]) == 10
+    for item in body["items"]:
+        assert item["title"] and isinstance(item["genres"], list) and isinstance(item["score"], float)
+        assert "year" in item
+    assert not {item["movie_id"] for item in body["items"]} & rated_by(trained_root, 1)
+
+
+def test_a_repeated_request_comes_from_the_cache(client: TestClient) -> None:
+    first = client.get("/recommendations/2", params={"k": 7}).json()
+    second = client.get("/recommendations/2", params={"k": 7}).json()
+    assert second["source"] == "cache"
+    assert second["items"] == first["items"]
+
+
+def test_an_unknown_user_gets_popular_movies(client: TestClient) -> None:
+    body = client.get("/recommendations/99999", params={"k": 5}).json()
+    assert body["strategy"] == "popular" and len(body["items"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        ("/recommendations/1?k=0", "k: Input should be greater than or equal to 1"),
+        ("/recommendations/1?k=101", "k: Input should be less than or equal to 100"),
+        ("/recommendations/1?k=ten", "k: Input should be a valid integer"),
+        ("/recommendations/abc", "user_id: Input should be a valid integer"),
+        ("/recommendations/0", "user_id: Input should be greater than 0"),
+        ("/movies/abc", "movie_id: Input should be a valid integer"),
+        ("/movies/1/similar?k=500", "k: Input should be less than or equal to 100"),
+    ],
+)
+def test_bad_input_answers_422_saying_what_is_wrong(client: TestClient, path: str, needle: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 422
+    assert needle in response.json()["detail"]
+
+
+def test_movies(client: TestClient) -> None:
+    movie = client.get("/movies/1").json()
+    assert movie == {"movie_id": 1, "title": "Toy Story", "year": 1995, "genres": movie["genres"]}
+    assert "Animation" in movie["genres"]
+    missing = client.get("/movies/987654321")
+    assert missing.status_code == 404 and "987654321" in missing.json()["detail"]
+
+
+def test_similar_movies(client: TestClient) -> None:
+    body = client.get("/movies/1/similar", params={"k": 5}).json()
+    assert len(body["items"]) == 5 and 1 not in {item["movie_id"] for item in body["items"]}
+    scores = [item["score"] for item in body["items"]]
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 for s in scores)
+    unknown = client.get("/movies/987654321/similar")
+    assert unknown.status_code == 404 and "not in model" in unknown.json()["detail"]
+
+
+def test_model_health_ready_and_metrics(client: TestClient) -> None:
+    model = client.get("/model").json()
+    assert model["name"] == "filmrec-als" and model["version"]
+    assert model["run_id"] and model["loaded_at"] and "ndcg_at_10" in model["metrics"]
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["model_loaded"] is True
+    assert {dep["name"] for dep in ready.json()["dependencies"]} >= {"database", "cache", "model_registry"}
+    client.get("/recommendations/3")
+    text = client.get("/metrics").text
+    assert 'filmrec_http_requests_total{method="GET",route="/recommendations/{user_id}",status="200"}' in text
+    assert "filmrec_model_info{" in text and "filmrec_model_age_seconds" in text
+
+
+def test_without_a_model_the_api_says_so_instead_of_failing(tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path))) as empty:
+        response = empty.get("/recommendations/1")
+        assert response.status_code == 503 and "no model" in response.json()["detail"]
+        assert empty.get("/ready").status_code == 503
+        assert empty.get("/health").status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_new_champion_is_swapped_in_without_a_failed_request(trained_root: Path) -> None:
+    settings = make_settings(trained_root, MODEL_POLL_SECONDS=0.2)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    registry = configure_mlflow(settings)
+    old = champion_version(registry, name=settings.model_name, alias="champion")
+    assert old is not None
+
+    statuses: Counter[int] = Counter()
+    versions: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def hammer(user_id: int) -> None:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            while not stop.is_set():
+                response = http.get(f"/recommendations/{user_id}", params={"k": 10})
+                statuses[response.status_code] += 1
+                if response.status_code == 200:
+                    versions[response.json()["model_version"]] += 1
+
+    workers = [threading.Thread(target=hammer, args=(user,)) for user in (1, 2, 3, 4)]
+    try:
+        for worker in workers:
+            worker.start()
+        time.sleep(1.0)
+        new = mlflow.register_model(f"runs:/{old.run_id}/model", settings.model_name)
+        registry.set_registered_model_alias(settings.model_name, "champion", new.version)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{base}/model").json()["version"] != str(new.version):
+            assert time.monotonic() < deadline, "the API did not pick up the new champion"
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+        registry.set_registered_model_alias(settings.model_name, "champion", old.version)
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert set(statuses) == {200}, statuses
+    assert versions[str(old.version)] > 0 and versions[str(new.version)] > 0

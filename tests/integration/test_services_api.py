@@ -1,0 +1,191 @@
+"""The API on real services: PostgreSQL metadata, the Redis cache, the MLflow tracking server.
+
+End to end: train -> register -> the API loads the model -> a list is cached in Redis ->
+a new version is promoted -> the next request serves it, under new cache keys. Then
+each dependency fails in turn (on throwaway instances the test owns) and the API keeps
+answering from the model, reports it in /ready and /metrics, and recovers by itself.
+"""
+
+# Fixtures are imported from service_helpers and then named as parameters.
+# ruff: noqa: F811
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from filmrec.serving.app import create_app
+from filmrec.serving.cache import KEY_PREFIX, recommendation_key
+from tests.integration.service_helpers import (  # noqa: F401 (fixtures)
+    fresh_pg_database,
+    metric_value,
+    mlflow_uri,
+    pg_url,
+    promote_copy,
+    redis_url,
+    throwaway_postgres,
+    throwaway_redis,
+    trained_on_server,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+UNKNOWN_USER = 999_999
+
+
+def _ready(client: TestClient) -> dict[str, Any]:
+    body = client.get("/ready").json()
+    body["by_name"] = {dep["name"]: dep for dep in body["dependencies"]}
+    return body
+
+
+def _recommend(client: TestClient, user_id: int, k: int = 10) -> dict[str, Any]:
+    response = client.get(f"/recommendations/{user_id}", params={"k": k})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_end_to_end_postgres_redis_mlflow(spark, trained_on_server, fresh_pg_database, redis_url) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from filmrec.metadata.store import MovieStore
+    from filmrec.pipeline import sync_metadata
+
+    settings = trained_on_server.settings(DATABASE_URL=fresh_pg_database, REDIS_URL=redis_url)
+    sync_metadata(spark, settings)
+    cache = redis.Redis.from_url(redis_url)
+    v1 = trained_on_server.version
+    user = 7
+
+    with TestClient(create_app(settings)) as client:
+        ready = _ready(client)
+        assert ready["status"] == "ready", ready
+        assert ready["model_version"] == v1
+        assert {name: dep["kind"] for name, dep in ready["by_name"].items()} == {
+            "database": "postgresql",
+            "cache": "redis",
+            "model_registry": "mlflow-server",
+        }
+        first = _recommend(client, user)
+        assert first["model_version"] == v1 and first["strategy"] == "model"
+        assert all(item["title"] for item in first["items"]), "titles come from PostgreSQL"
+        key_v1 = recommendation_key(model_version=v1, user_id=user, k=10)
+        assert cache.exists(key_v1), "the list is cached in Redis under a key with the model version"
+        assert cache.ttl(key_v1) > 0
+        again = _recommend(client, user)
+        assert again["source"] == "cache" and again["items"] == first["items"]
+
+        # The API warms the cache for every known user after loading a champion.
+        n_users = client.get("/model").json()["n_users"]
+        pattern = f"{KEY_PREFIX}:v{v1}:u*:k10"
+        wait_for(lambda: len(cache.keys(pattern)) >= n_users, what="the v1 warm-up")
+
+        v2 = promote_copy(settings, v1)
+        wait_for(lambda: client.get("/model").json()["version"] == v2, what=f"the API to serve v{v2}")
+        after = _recommend(client, user)
+        assert after["model_version"] == v2
+        assert cache.exists(recommendation_key(model_version=v2, user_id=user, k=10))
+        wait_for(lambda: len(cache.keys(f"{KEY_PREFIX}:v{v2}:u*:k10")) >= n_users, what="the v2 warm-up")
+        # A brand-new k is a brand-new key: computed by the model, then cached.
+        fresh = _recommend(client, user, k=7)
+        assert fresh["source"] == "model" and fresh["model_version"] == v2
+
+    store = MovieStore.from_url(fresh_pg_database)
+    history = store.deployments(model_name=settings.model_name)
+    store.engine.dispose()
+    assert [d.model_version for d in history] == [v1, v2]
+    assert history[0].served_until is not None and history[0].served_until <= history[1].served_from
+    assert history[1].served_until is not None, "closed when the API stopped"
+
+
+def test_redis_stopped_and_restarted(trained_on_server, throwaway_redis) -> None:  # type: ignore[no-untyped-def]
+    settings = trained_on_server.settings(
+        REDIS_URL=throwaway_redis.url, CACHE_RETRY_SECONDS=0.5, CACHE_WARM_ON_SWAP=False
+    )
+    with TestClient(create_app(settings)) as client:
+        _recommend(client, 3)
+        assert _recommend(client, 3)["source"] == "cache"
+
+        throwaway_redis.stop()
+        errors_before = metric_value(client, "filmrec_cache_requests_total", result="error")
+        started = time.perf_counter()
+        for user in (3, 4, 5, 6, 3, 4, 5, 6):
+            body = _recommend(client, user)
+            assert body["source"] == "model" and body["items"]
+        # Bounded: the breaker keeps a dead Redis from costing each request a timeout.
+        assert time.perf_counter() - started < 5
+        assert metric_value(client, "filmrec_cache_requests_total", result="error") > errors_before
+        ready = _ready(client)
+        assert ready["status"] == "degraded" and ready["by_name"]["cache"]["status"] == "down"
+        assert metric_value(client, "filmrec_dependency_up", dependency="cache") == 0
+
+        throwaway_redis.start()
+
+        def cache_used_again() -> bool:
+            _recommend(client, 8)
+            return _recommend(client, 8)["source"] == "cache"
+
+        wait_for(cache_used_again, timeout=15, what="the API to use Redis again")
+        assert _ready(client)["by_name"]["cache"]["status"] == "up"
+        assert metric_value(client, "filmrec_dependency_up", dependency="cache") == 1
+
+
+def test_postgres_stopped(spark, trained_on_server, throwaway_postgres, redis_url) -> None:  # type: ignore[no-untyped-def]
+    from filmrec.pipeline import sync_metadata
+
+    database_url = throwaway_postgres.url(user="filmrec", password="filmrec", database="filmrec")
+    settings = trained_on_server.settings(DATABASE_URL=database_url, REDIS_URL=redis_url)
+    sync_metadata(spark, settings)
+    with TestClient(create_app(settings)) as client:
+        assert _ready(client)["by_name"]["database"]["status"] == "up"
+        assert all(item["title"] for item in _recommend(client, 10, k=5)["items"])
+
+        throwaway_postgres.stop(mode="immediate")
+        ready = _ready(client)
+        assert ready["status"] == "degraded"
+        assert ready["by_name"]["database"]["status"] == "down" and ready["by_name"]["database"]["detail"]
+        assert ready["by_name"]["cache"]["status"] == "up"
+        # Cached lists are still served whole; new ones come from the model without titles.
+        assert _recommend(client, 10, k=5)["source"] == "cache"
+        body = _recommend(client, 11, k=5)
+        assert body["source"] == "model" and len(body["items"]) == 5
+        assert _recommend(client, UNKNOWN_USER)["strategy"] == "popular"
+        assert client.get("/movies/1").status_code == 503
+        assert metric_value(client, "filmrec_dependency_up", dependency="database") == 0
+
+
+def test_mlflow_unreachable_keeps_the_model(trained_on_server) -> None:  # type: ignore[no-untyped-def]
+    from filmrec.native_services import free_port
+
+    settings = trained_on_server.settings()
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state.filmrec  # type: ignore[attr-defined]
+        version = client.get("/model").json()["version"]
+        failures_before = metric_value(client, "filmrec_model_reload_failures_total")
+        # The registry goes away: the poller now talks to a port nobody listens on.
+        dead = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})
+        state.loader.settings = dead
+        wait_for(lambda: state.loader.last_error, timeout=15, what="a failed registry poll")
+        assert _recommend(client, 3)["model_version"] == version
+        ready = _ready(client)
+        assert ready["status"] == "degraded" and ready["by_name"]["model_registry"]["status"] == "down"
+        assert metric_value(client, "filmrec_model_reload_failures_total") > failures_before
+        # Back: the next poll clears the error by itself.
+        state.loader.settings = settings
+        wait_for(lambda: state.loader.last_error is None, timeout=15, what="the registry to be seen again")
+        assert _ready(client)["by_name"]["model_registry"]["status"] == "up"
+
+
+def test_ready_reports_kafka_when_configured(trained_on_server) -> None:  # type: ignore[no-untyped-def]
+    from filmrec.native_services import free_port
+
+    settings = trained_on_server.settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
+    with TestClient(create_app(settings)) as client:
+        started = time.perf_counter()
+        kafka = _ready(client)["by_name"]["kafka"]
+        assert time.perf_counter() - started < 5, "the metadata request is bounded"
+        assert kafka["status"] == "down" and kafka["latency_ms"] is not None
+        assert metric_value(client, "filmrec_dependency_up", dependency="kafka") == 0

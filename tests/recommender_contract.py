@@ -1,0 +1,86 @@
+"""One contract every recommender must meet, on a tiny matrix with a known answer.
+
+Twelve users in two taste groups rate items of their own group; each user's two
+held-out items are the unrated items of their group. A recommender that learns the
+structure ranks exactly those first. Subclasses supply `fit` and the nDCG floor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from filmrec.model.recommender import FactorRecommender
+from filmrec.training.evaluation import evaluate
+
+GROUPS = {"A": list(range(101, 107)), "B": list(range(201, 207))}
+
+
+def tiny_matrix() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test): users 1-8 like group A, users 9-12 group B."""
+    train_rows, test_rows = [], []
+    for user in range(1, 13):
+        own, other = ("A", "B") if user <= 8 else ("B", "A")
+        items = GROUPS[own]
+        held_out = {items[user % 6], items[(user + 3) % 6]}
+        for item in items:
+            (test_rows if item in held_out else train_rows).append((user, item, 4.5))
+        # One stray rating outside the group, so popularity alone is not the answer.
+        train_rows.append((user, GROUPS[other][user % 6], 2.0))
+    columns = ["user_id", "movie_id", "rating"]
+    return pd.DataFrame(train_rows, columns=columns), pd.DataFrame(test_rows, columns=columns)
+
+
+class RecommenderContract:
+    min_ndcg: float = 0.0
+
+    @pytest.fixture(scope="class")
+    def data(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return tiny_matrix()
+
+    @pytest.fixture(scope="class")
+    def model(self, data: tuple[pd.DataFrame, pd.DataFrame]) -> FactorRecommender:
+        return self.fit(data[0])
+
+    def fit(self, train: pd.DataFrame) -> FactorRecommender:
+        raise NotImplementedError
+
+    def test_never_recommends_an_item_the_user_rated(self, model: FactorRecommender, data) -> None:  # type: ignore[no-untyped-def]
+        train, _ = data
+        for user, rated in train.groupby("user_id")["movie_id"]:
+            recs = model.recommend(int(user), k=20)
+            assert recs.strategy == "model"
+            assert not set(recs.movie_ids.tolist()) & set(rated.tolist())
+            assert list(recs.scores) == sorted(recs.scores, reverse=True)
+
+    def test_returns_at_most_the_unrated_items(self, model: FactorRecommender) -> None:
+        recs = model.recommend(1, k=100)
+        assert len(recs.movie_ids) == model.n_items - len(model.rated_movie_ids(1))
+        assert len(set(recs.movie_ids.tolist())) == len(recs.movie_ids)
+
+    def test_unknown_user_gets_the_popular_items(self, model: FactorRecommender) -> None:
+        recs = model.recommend(999_999, k=3)
+        assert recs.strategy == "popular"
+        assert len(recs.movie_ids) == 3
+
+    def test_meets_the_ndcg_floor(self, model: FactorRecommender, data) -> None:  # type: ignore[no-untyped-def]
+        train, test = data
+        metrics = evaluate(model, train=train, test=test, k=3)
+        assert metrics.users == 12
+        assert metrics.ndcg_at_k >= self.min_ndcg
+
+    def test_save_and_load_round_trip(self, model: FactorRecommender, tmp_path: Path) -> None:
+        loaded = FactorRecommender.load(model.save(tmp_path))
+        for user in model.user_ids:
+            np.testing.assert_array_equal(
+                loaded.recommend(int(user), k=5).movie_ids, model.recommend(int(user), k=5).movie_ids
+            )
+        np.testing.assert_array_equal(loaded.popular_items, model.popular_items)
+
+    def test_similar_items_exclude_the_item_itself(self, model: FactorRecommender) -> None:
+        recs = model.similar(101, k=5)
+        assert 101 not in recs.movie_ids
+        assert len(recs.movie_ids) == 5

@@ -1,0 +1,175 @@
+"""The logic behind the DAG tasks, without a scheduler, a JVM or a service."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from filmrec.config import Settings
+from filmrec.orchestration import delta_log
+from filmrec.orchestration.defaults import default_args
+from filmrec.orchestration.spark_jobs import parse_grid, write_result
+from filmrec.orchestration.tasks import gate_decision, notify_api, run_dir, warm_serving_cache
+from filmrec.training.params import DEFAULT_GRID, QUICK_GRID
+
+pytestmark = pytest.mark.unit
+
+
+def _commit(table: Path, version: int, operation: str, metrics: dict[str, int]) -> None:
+    """One Delta commit file, shaped as delta-spark writes them (commitInfo + an add)."""
+    log_dir = table / "_delta_log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    actions: list[dict[str, Any]] = [
+        {"commitInfo": {"operation": operation, "operationMetrics": {k: str(v) for k, v in metrics.items()}}},
+        {"add": {"path": f"part-{version}.parquet", "size": 1, "dataChange": True}},
+    ]
+    (log_dir / f"{version:020d}.json").write_text("\n".join(json.dumps(a) for a in actions) + "\n")
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    """clean_ratings as the loaders leave it: created empty, then two merges."""
+    path = tmp_path / "clean_ratings"
+    _commit(path, 0, "WRITE", {"numOutputRows": 0})
+    _commit(path, 1, "MERGE", {"numTargetRowsInserted": 100, "numTargetRowsUpdated": 0})
+    _commit(path, 2, "MERGE", {"numTargetRowsInserted": 7, "numTargetRowsUpdated": 3})
+    (path / "_delta_log" / "00000000000000000002.crc").write_text("{}")  # not a commit
+    return path
+
+
+def test_delta_log_version_and_changed_rows(table: Path) -> None:
+    assert delta_log.latest_version(table) == 2
+    assert delta_log.rows_changed(table, 1) == 100
+    assert delta_log.rows_changed_since(table, 1) == 10
+    assert delta_log.rows_changed_since(table, 2) == 0
+    assert delta_log.latest_version(table.parent / "missing") is None
+
+
+def test_delta_log_cannot_tell_after_retention_or_recreation(table: Path) -> None:
+    (table / "_delta_log" / "00000000000000000001.json").unlink()  # log cleanup removed it
+    assert delta_log.rows_changed_since(table, 0) is None
+    assert delta_log.rows_changed_since(table, 5) is None  # table recreated with fewer versions
+
+
+def test_delta_log_ignores_maintenance_commits(table: Path) -> None:
+    _commit(table, 3, "OPTIMIZE", {"numAddedFiles": 1, "numRemovedFiles": 2})
+    assert delta_log.rows_changed_since(table, 2) == 0
+
+
+def test_gate_trains_on_first_run_and_on_new_rows(table: Path) -> None:
+    first = gate_decision(table, None)
+    assert first.should_train and first.data_version == 2 and first.reason == "no registered model yet"
+    newer = gate_decision(table, 1, min_new_rows=10)
+    assert newer.should_train and newer.new_rows == 10
+
+
+def test_gate_skips_without_enough_new_data(table: Path) -> None:
+    same = gate_decision(table, 2)
+    assert not same.should_train and same.new_rows == 0 and "nothing new" in same.reason
+    few = gate_decision(table, 1, min_new_rows=11)
+    assert not few.should_train and "fewer than 11" in few.reason
+    assert gate_decision(table, 2, force=True).should_train
+
+
+def test_gate_skips_when_there_is_no_table(tmp_path: Path) -> None:
+    check = gate_decision(tmp_path / "clean_ratings", None, force=True)
+    assert not check.should_train and "load data first" in check.reason
+
+
+def test_gate_trains_when_the_log_cannot_tell(table: Path) -> None:
+    (table / "_delta_log" / "00000000000000000001.json").unlink()
+    check = gate_decision(table, 0, min_new_rows=1_000_000)
+    assert check.should_train and check.new_rows is None
+
+
+def test_parse_grid_names_json_and_lists() -> None:
+    assert parse_grid("quick") == QUICK_GRID
+    assert parse_grid('"default"') == DEFAULT_GRID  # a Jinja `tojson` of the name
+    custom = parse_grid('[{"rank": 4, "max_iter": 2, "implicit_prefs": false}]')
+    assert len(custom) == 1 and custom[0].rank == 4 and not custom[0].implicit_prefs
+    assert parse_grid([{"rank": 8}])[0].rank == 8
+
+
+@pytest.mark.parametrize("bad", ["huge", "[]", '[{"rank": 0}]', '[{"colour": "red"}]'])
+def test_parse_grid_rejects_bad_grids(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_grid(bad)
+
+
+def test_write_result_is_atomic_json(tmp_path: Path) -> None:
+    path = write_result(tmp_path / "deep" / "result.json", {"model_version": "3", "promoted": True})
+    assert json.loads(path.read_text()) == {"model_version": "3", "promoted": True}
+    assert not list(path.parent.glob("*.part"))
+
+
+def test_run_dir_is_a_safe_path(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, FILMREC_VAR_DIR=tmp_path)
+    directory = run_dir(settings, "als_training", "manual__2026-01-01T00:00:00+00:00")
+    assert directory.parent == tmp_path / "airflow" / "als_training"
+    assert ":" not in directory.name and "+" not in directory.name
+
+
+def test_default_args_retry_with_exponential_backoff() -> None:
+    args = default_args(execution_timeout=timedelta(minutes=7))
+    assert args["retries"] >= 1 and args["retry_exponential_backoff"] > 1
+    assert args["max_retry_delay"] > args["retry_delay"]
+    assert args["execution_timeout"] == timedelta(minutes=7)
+
+
+def test_warm_cache_skips_without_redis(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    outcome = warm_serving_cache(Settings(_env_file=None))
+    assert outcome["warmed"] is False
+    assert "embedded cache: nothing to warm" in caplog.text
+
+
+def test_notify_skips_without_api_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("API_URL", raising=False)
+    assert notify_api(Settings(_env_file=None), model_version="2")["notified"] is False
+
+
+@pytest.fixture
+def api_serving() -> Iterator[tuple[str, dict[str, str]]]:
+    """A real HTTP server answering GET /model with whatever version the test sets."""
+    state = {"version": "1"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"name": "filmrec-als", "version": state["version"]}).encode()
+            self.send_response(200 if self.path == "/model" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", state
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def test_notify_waits_until_the_api_serves_the_new_version(api_serving: tuple[str, dict[str, str]]) -> None:
+    url, state = api_serving
+    settings = Settings(_env_file=None, MODEL_POLL_SECONDS=0.1)
+    timer = threading.Timer(0.5, lambda: state.update(version="2"))  # the API's poll picks it up
+    timer.start()
+    outcome = notify_api(settings, model_version="2", api_url=url, timeout_seconds=10)
+    assert outcome == {"notified": True, "api_url": url, "served_version": "2"}
+
+
+def test_notify_fails_when_the_api_never_switches(api_serving: tuple[str, dict[str, str]]) -> None:
+    url, _state = api_serving
+    settings = Settings(_env_file=None, MODEL_POLL_SECONDS=0.1)
+    with pytest.raises(TimeoutError, match="still serves v1"):
+        notify_api(settings, model_version="2", api_url=url, timeout_seconds=1)
