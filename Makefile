@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing filmrec with all extras (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --progress-bar off -e ".[dev]"
+	@# Show one line per package as progress; pipefail keeps a failed install failing.
+	set -o pipefail; $(PY) -m pip install --progress-bar off -e ".[dev]" | { grep -E "^(Collecting|Successfully)" || true; }
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -144,17 +144,13 @@ def promote_copy(settings: Any, version: str) -> str:
 
     What a better retrained model does to the registry, without a second Spark run.
     """
+    import mlflow
+
     from filmrec.model.registry import configure_mlflow
 
     client = configure_mlflow(settings)
     source = client.get_model_version(settings.model_name, version)
-    new = client.create_model_version(
-        settings.model_name,
-        source.source,
-        run_id=source.run_id,
-        tags=dict(source.tags),
-        await_creation_for=60,
-    )
+    new = mlflow.register_model(source.source, settings.model_name, tags=dict(source.tags))
     client.set_registered_model_alias(settings.model_name, settings.champion_alias, new.version)
     return str(new.version)
 

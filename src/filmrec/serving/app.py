@@ -23,7 +23,7 @@ from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics
 from filmrec.serving.cache import build_cache
 from filmrec.serving.model_holder import ChampionLoader, LoadedModel, ModelHolder, fail_fast_mlflow_http
-from filmrec.serving.routers import health, model, movies, recommendations
+from filmrec.serving.routers import health, model, movies, ratings, recommendations
 from filmrec.serving.state import AppState
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             content={"detail": "; ".join(problems), "errors": jsonable_encoder(error.errors())},
         )
 
-    for router in (recommendations.router, movies.router, model.router, health.router):
+    for router in (recommendations.router, movies.router, ratings.router, model.router, health.router):
         app.include_router(router)
     return app

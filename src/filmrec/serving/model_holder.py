@@ -130,6 +130,7 @@ class ChampionLoader:
         self.on_swap = on_swap
         self.last_error: str | None = None
         self.last_check: float | None = None
+        self.last_latency_ms: float | None = None  # of the last alias lookup, for /ready
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -139,8 +140,12 @@ class ChampionLoader:
     def refresh(self) -> bool:
         """Load the champion if it differs from what is served; True when swapped."""
         self.last_check = time.time()
+        started = time.perf_counter()
         try:
-            version, run_id, tags, created_at = self.champion_version()
+            try:
+                version, run_id, tags, created_at = self.champion_version()
+            finally:
+                self.last_latency_ms = round((time.perf_counter() - started) * 1000, 2)
             current = self.holder.current
             if current is not None and current.version == version:
                 self.last_error = None

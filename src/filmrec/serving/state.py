@@ -28,3 +28,5 @@ class AppState:
     )
     # Built on first use by /ready, and only when KAFKA_BOOTSTRAP_SERVERS is set.
     kafka_admin: object | None = None
+    # Built on the first POST /ratings, and only when KAFKA_BOOTSTRAP_SERVERS is set.
+    rating_publisher: object | None = None

@@ -295,8 +295,15 @@ listeners={listener}
 advertised.listeners={listener}
 log.dirs={layout.data_dir("zk-broker")}
 """
-        layout.config_file("zookeeper").write_text(
-            f"""\
+        _write_zookeeper_config(layout)
+    layout.config_file("broker").write_text(broker + COMMON_BROKER_PROPERTIES)
+
+
+def _write_zookeeper_config(layout: BrokerLayout) -> None:
+    (layout.root / "config").mkdir(parents=True, exist_ok=True)
+    (layout.root / "config" / "log4j.properties").write_text(LOG4J_PROPERTIES)
+    layout.config_file("zookeeper").write_text(
+        f"""\
 dataDir={layout.data_dir("zookeeper")}
 clientPort={layout.zookeeper_port}
 clientPortAddress={layout.host}
@@ -304,8 +311,7 @@ maxClientCnxns=0
 admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr
 """
-        )
-    layout.config_file("broker").write_text(broker + COMMON_BROKER_PROPERTIES)
+    )
 
 
 def _java_command(layout: BrokerLayout, main_class: str, *args: str, heap: str = "512m") -> list[str]:
@@ -399,22 +405,32 @@ def up(layout: BrokerLayout, mode: Mode = Mode.KRAFT, *, timeout_s: float = 90.0
     java_executable()  # fail early with a clear message
     fetch_broker_jars(layout.libs)
     _write_configs(layout, mode)
-    if mode is Mode.ZOOKEEPER and _running_pid(layout, "zookeeper") is None:
-        if port_open(layout.host, layout.zookeeper_port):
-            raise BrokerError(f"port {layout.zookeeper_port} is taken; is another ZooKeeper running?")
-        zk_pid = _spawn(layout, "zookeeper", "org.apache.zookeeper.server.quorum.QuorumPeerMain")
-        _wait_until(
-            layout,
-            "zookeeper",
-            zk_pid,
-            lambda: port_open(layout.host, layout.zookeeper_port),
-            timeout_s,
-        )
+    if mode is Mode.ZOOKEEPER:
+        up_zookeeper(layout, timeout_s=timeout_s)
     if mode is Mode.KRAFT:
         _format_kraft_storage(layout)
     pid = _spawn(layout, "broker", "kafka.Kafka")
     _wait_until(layout, "broker", pid, lambda: serves_metadata(layout.bootstrap_servers, 2.0), timeout_s)
     return layout.bootstrap_servers
+
+
+def up_zookeeper(layout: BrokerLayout, *, timeout_s: float = 90.0) -> str:
+    """Start only ZooKeeper (from the same jars) unless ours runs; return host:port.
+
+    For a native stack that mirrors Compose when a broker already serves the Kafka
+    port (e.g. CI's KRaft broker): ZooKeeper is then started on its own.
+    """
+    address = f"{layout.host}:{layout.zookeeper_port}"
+    if _running_pid(layout, "zookeeper") is not None:
+        return address
+    if port_open(layout.host, layout.zookeeper_port):
+        raise BrokerError(f"port {layout.zookeeper_port} is taken; is another ZooKeeper running?")
+    java_executable()
+    fetch_broker_jars(layout.libs)
+    _write_zookeeper_config(layout)
+    zk_pid = _spawn(layout, "zookeeper", "org.apache.zookeeper.server.quorum.QuorumPeerMain")
+    _wait_until(layout, "zookeeper", zk_pid, lambda: port_open(layout.host, layout.zookeeper_port), timeout_s)
+    return address
 
 
 def _stop(layout: BrokerLayout, role: str, timeout_s: float) -> bool:

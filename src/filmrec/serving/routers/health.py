@@ -82,6 +82,7 @@ def _registry(state: AppState) -> DependencyOut:
         name="model_registry",
         kind="mlflow-server" if settings.mlflow_tracking_uri else "mlflow-local",
         status="up" if up else "down",
+        latency_ms=loader.last_latency_ms,
         detail=loader.last_error,
     )
 

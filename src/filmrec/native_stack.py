@@ -1,0 +1,762 @@
+"""The whole Compose platform run natively on one machine, on the same ports (no Docker).
+
+    python -m filmrec.native_stack up        # start what is not running, wait for each
+    python -m filmrec.native_stack status
+    python -m filmrec.native_stack bootstrap [--users 100]   # load + train on the cluster
+    python -m filmrec.native_stack submit train_als --grid quick
+    python -m filmrec.native_stack down      # stop only what `up` started
+
+| service                 | from                         | port(s)           |
+|-------------------------|------------------------------|-------------------|
+| PostgreSQL, Redis,      | Debian packages (native_services) | 5432, 6379, 9090 |
+| Prometheus              |                              |                   |
+| MLflow server           | PyPI (native_services)       | 5000              |
+| ZooKeeper, Kafka        | Maven Central jars (streaming.broker) | 2181, 9092 |
+| Spark master + worker   | the pyspark distribution     | 7077, 8081, 8082  |
+| Airflow api-server,     | PyPI, the project venv       | 8080              |
+| scheduler, dag-processor|                              |                   |
+| the API                 | `python -m filmrec serve`    | 8000              |
+
+Grafana has no package here; it is the one service of Compose this stack lacks.
+
+`up` is idempotent: a service of ours that runs is left alone, and so is any service
+that already answers healthily on its port (CI's `scripts/services.sh up` and Kafka
+broker, another developer's instance), which is then *reused*, never stopped. State,
+pid files and logs live under var/stack/ (FILMREC_STACK_DIR); `up` writes
+var/stack/stack.env (the platform's URLs) and var/stack/connections.env (ports and
+development passwords for test-connections.py). Everything binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filmrec import native_services
+from filmrec.native_services import HOST, REPO, ServiceError, http_ok, port_open
+
+BUNDLED_DATA = REPO / "data" / "ml-latest-small"
+SPARK_JOBS = REPO / "spark" / "jobs"
+
+
+class StackError(RuntimeError):
+    """A service could not be started or a job failed; the message says why."""
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The Compose host ports, under the same variable names as .env.example."""
+
+    zookeeper: int = 2181
+    kafka: int = 9092
+    spark_master: int = 7077
+    spark_master_webui: int = 8081
+    spark_worker_webui: int = 8082
+    airflow: int = 8080
+    api: int = 8000
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        return cls(
+            zookeeper=_env_int("ZOOKEEPER_PORT", 2181),
+            kafka=_env_int("KAFKA_PORT", 9092),
+            spark_master=_env_int("SPARK_MASTER_PORT", 7077),
+            spark_master_webui=_env_int("SPARK_MASTER_WEBUI_PORT", 8081),
+            spark_worker_webui=_env_int("SPARK_WORKER_WEBUI_PORT", 8082),
+            airflow=_env_int("AIRFLOW_PORT", 8080),
+            api=_env_int("API_PORT", 8000),
+        )
+
+
+def http_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+def spark_home() -> Path:
+    """pyspark's own distribution: bin/spark-class, bin/spark-submit and jars/."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Daemon:
+    """One long-running process of the stack: how to start it and how to tell it is ready."""
+
+    name: str
+    port: int | None  # None: no port of its own (it is "ours" by its pid file only)
+    command: list[str]
+    env: dict[str, str]
+    ready: Callable[[], bool]
+    timeout: float
+    run_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.run_dir.parent / "logs" / f"{self.name}.log"
+
+    def ours(self) -> bool:
+        return native_services._read_pid(self.pid_file) is not None
+
+    def healthy(self) -> bool:
+        try:
+            return bool(self.ready())
+        except Exception:  # a probe that fails in any way means "not ready (yet)"
+            return False
+
+    def up(self) -> str:
+        """'running' (ours), 'reused' (someone else's, healthy) or 'started'."""
+        if self.ours():
+            self._wait()
+            return "running"
+        if self.port is not None and port_open(self.port):
+            if self.healthy():
+                return "reused"
+            raise StackError(f"{self.name}: port {self.port} is taken by a process that is not healthy")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        native_services._spawn(self.command, log=self.log, pid_file=self.pid_file, env=self.env)
+        self._wait()
+        return "started"
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if not self.ours():
+                raise StackError(f"{self.name} exited during start-up; {self.log}:\n{_tail(self.log)}")
+            if self.healthy():
+                return
+            time.sleep(0.5)
+        raise StackError(f"{self.name} not ready after {self.timeout:.0f}s; {self.log}:\n{_tail(self.log)}")
+
+    def down(self) -> bool:
+        return native_services._stop_pid(self.pid_file, timeout=30)
+
+
+@dataclass
+class NativeStack:
+    root: Path
+    ports: Ports
+    lakehouse: Path
+    var_dir: Path
+    worker_cores: int = 2
+    worker_memory: str = "2g"
+    services: native_services.Stack = field(default_factory=native_services.Stack.from_env)
+
+    @classmethod
+    def from_env(cls) -> NativeStack:
+        return cls(
+            root=Path(os.environ.get("FILMREC_STACK_DIR", REPO / "var" / "stack")).resolve(),
+            ports=Ports.from_env(),
+            # Compose bind-mounts ./lakehouse and shares one var volume: the same here.
+            lakehouse=Path(os.environ.get("LAKEHOUSE_PATH", REPO / "lakehouse")).resolve(),
+            var_dir=Path(os.environ.get("FILMREC_VAR_DIR", REPO / "var")).resolve(),
+            worker_cores=_env_int("SPARK_WORKER_CORES", 2),
+            worker_memory=os.environ.get("SPARK_WORKER_MEMORY", "2g"),
+        )
+
+    # --- addresses and environment ------------------------------------------------
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://{HOST}:{self.ports.spark_master}"
+
+    @property
+    def master_json_url(self) -> str:
+        return f"http://{HOST}:{self.ports.spark_master_webui}/json/"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.ports.api}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{HOST}:{self.ports.airflow}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{HOST}:{self.ports.kafka}"
+
+    def platform_env(self) -> dict[str, str]:
+        """What every filmrec process of the stack reads (docker-compose.yml's x-filmrec-env)."""
+        return self.services.env() | {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "SPARK_MASTER_URL": self.master_url,
+            "LAKEHOUSE_PATH": str(self.lakehouse),
+            "FILMREC_VAR_DIR": str(self.var_dir),
+            "SPARK_LOCAL_IP": HOST,
+            "API_URL": self.api_url,
+            "AIRFLOW_URL": self.airflow_url,
+        }
+
+    def connections_env(self) -> dict[str, str]:
+        """Ports and the development passwords (native_services) for test-connections.py."""
+        return {
+            "PLATFORM_HOST": HOST,
+            "ZOOKEEPER_PORT": str(self.ports.zookeeper),
+            "KAFKA_PORT": str(self.ports.kafka),
+            "POSTGRES_PORT": str(self.services.pg_port),
+            "REDIS_PORT": str(self.services.redis_port),
+            "SPARK_MASTER_WEBUI_PORT": str(self.ports.spark_master_webui),
+            "MLFLOW_PORT": str(self.services.mlflow_port),
+            "AIRFLOW_PORT": str(self.ports.airflow),
+            "API_PORT": str(self.ports.api),
+            "PROMETHEUS_PORT": str(self.services.prometheus_port),
+            # native_services gives each database's owner the owner's name as password.
+            "APP_DB_PASSWORD": "filmrec",
+            "MLFLOW_DB_PASSWORD": "mlflow",
+            "AIRFLOW_DB_PASSWORD": "airflow",
+        }
+
+    def _settings(self):  # type: ignore[no-untyped-def]
+        """Settings of the stack's processes, without any .env of the working directory."""
+        from filmrec.config import Settings
+
+        return Settings(_env_file=None, **self.platform_env())  # type: ignore[call-arg]
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.state_file.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self, state: Mapping[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+    # --- Kafka and ZooKeeper --------------------------------------------------------
+
+    def kafka_layout(self):  # type: ignore[no-untyped-def]
+        from filmrec.streaming import broker
+
+        # A state dir of its own, so `down` never stops CI's `broker up` broker in var/kafka.
+        return broker.BrokerLayout(
+            root=self.root / "kafka",
+            libs=broker.default_layout().libs,
+            port=self.ports.kafka,
+            controller_port=self.ports.kafka + 1,
+            zookeeper_port=self.ports.zookeeper,
+        )
+
+    def zookeeper_ok(self) -> bool:
+        try:
+            return "imok" in _four_letter_word(HOST, self.ports.zookeeper, "ruok")
+        except OSError:
+            return False
+
+    def _kafka_up(self) -> dict[str, str]:
+        from filmrec.streaming import broker
+        from filmrec.streaming.topics import ensure_topic
+
+        layout = self.kafka_layout()
+        states: dict[str, str] = {}
+        zookeeper_before = broker._running_pid(layout, "zookeeper") is not None
+        broker_before = broker._running_pid(layout, "broker") is not None
+        try:
+            if self.zookeeper_ok() and not zookeeper_before:
+                states["zookeeper"] = "reused"
+            if broker.serves_metadata(self.bootstrap_servers, 3.0) and not broker_before:
+                # A broker (e.g. CI's KRaft one) already serves the port: reuse it, and
+                # run ZooKeeper beside it so that the ZooKeeper service exists too.
+                states["kafka"] = "reused"
+                if "zookeeper" not in states:
+                    broker.up_zookeeper(layout)
+                    states["zookeeper"] = "running" if zookeeper_before else "started"
+            else:
+                if "zookeeper" in states:
+                    raise StackError(
+                        f"a ZooKeeper that is not ours answers on {self.ports.zookeeper} but no Kafka "
+                        f"broker on {self.ports.kafka}; stop it or set ZOOKEEPER_PORT"
+                    )
+                broker.up(layout, broker.Mode.ZOOKEEPER)
+                states["zookeeper"] = "running" if zookeeper_before else "started"
+                states["kafka"] = "running" if broker_before else "started"
+        except broker.BrokerError as error:
+            raise StackError(str(error)) from error
+        # What Compose's kafka-init does: the ratings topic with the contract's partitions.
+        ensure_topic(self._settings())
+        return states
+
+    # --- Spark, Airflow, the API ---------------------------------------------------
+
+    def spark_master(self) -> Daemon:
+        def ready() -> bool:
+            return http_json(self.master_json_url).get("status") == "ALIVE"
+
+        return Daemon(
+            "spark-master",
+            self.ports.spark_master_webui,
+            [
+                str(spark_home() / "bin" / "spark-class"),
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                HOST,
+                "--port",
+                str(self.ports.spark_master),
+                "--webui-port",
+                str(self.ports.spark_master_webui),
+            ],
+            self._spark_env(),
+            ready,
+            120,
+            self.run_dir,
+        )
+
+    def spark_worker(self) -> Daemon:
+        def ready() -> bool:
+            workers = http_json(self.master_json_url).get("workers", [])
+            return any(worker.get("state") == "ALIVE" for worker in workers) and http_ok(
+                f"http://{HOST}:{self.ports.spark_worker_webui}/json/"
+            )
+
+        work_dir = self.root / "spark" / "work"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        return Daemon(
+            "spark-worker",
+            self.ports.spark_worker_webui,
+            [
+                str(spark_home() / "bin" / "spark-class"),
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                HOST,
+                "--webui-port",
+                str(self.ports.spark_worker_webui),
+                "--cores",
+                str(self.worker_cores),
+                "--memory",
+                self.worker_memory,
+                "--work-dir",
+                str(work_dir),
+                self.master_url,
+            ],
+            self._spark_env(),
+            ready,
+            120,
+            self.run_dir,
+        )
+
+    def _spark_env(self) -> dict[str, str]:
+        conf_dir = self.root / "spark" / "conf"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        return os.environ | {
+            "SPARK_HOME": str(spark_home()),
+            # spark/config/ holds container paths (/opt/filmrec); the daemons need none of it.
+            "SPARK_CONF_DIR": str(conf_dir),
+            "SPARK_LOCAL_IP": HOST,  # also the address the web UIs bind to
+            "SPARK_DAEMON_MEMORY": "512m",
+            # Drop finished applications' work dirs, as spark-defaults.conf does in Compose.
+            "SPARK_WORKER_OPTS": (
+                "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.appDataTtl=86400"
+            ),
+            "PYSPARK_PYTHON": sys.executable,
+        }
+
+    def airflow(self):  # type: ignore[no-untyped-def]
+        from filmrec.orchestration.local_airflow import LocalAirflow
+
+        airflow_db = self.services.postgres.url(user="airflow", password="airflow", database="airflow")
+        extra = self.platform_env() | {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+            # Airflow derives an asyncpg URL otherwise; psycopg 3 (installed) is async too.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_db,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Two cores: at most two task processes (each may be a Spark driver).
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+            # No FAB provider in the venv: the simple auth manager, everyone admin (dev only,
+            # bound to 127.0.0.1).
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": HOST,
+            "AIRFLOW__API__PORT": str(self.ports.airflow),
+            "AIRFLOW__API__WORKERS": "1",
+            # The DAG files change rarely here; re-parsing every 30 s costs a core.
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "300",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "300",
+            "SPARK_DRIVER_MEMORY": "1g",
+            **self._airflow_secrets(),
+        }
+        return LocalAirflow(self.root / "airflow", spark_master=self.master_url, extra_env=extra)
+
+    def _airflow_secrets(self) -> dict[str, str]:
+        """Generated once per stack and kept (restarts must decrypt what they encrypted)."""
+        path = self.root / "airflow" / "secrets.json"
+        if not path.exists():
+            from cryptography.fernet import Fernet
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            values = {
+                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(24),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_hex(24),
+            }
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
+        return dict(json.loads(path.read_text()))
+
+    def airflow_daemons(self) -> list[Daemon]:
+        local = self.airflow()
+        env = local.env()
+        airflow_bin = str(Path(sys.executable).parent / "airflow")
+
+        def health() -> dict[str, Any]:
+            return dict(http_json(f"{self.airflow_url}/api/v2/monitor/health"))
+
+        def component(name: str) -> Callable[[], bool]:
+            return lambda: (health().get(name) or {}).get("status") == "healthy"
+
+        def daemon(name: str, args: list[str], ready: Callable[[], bool], port: int | None) -> Daemon:
+            return Daemon(name, port, [airflow_bin, *args], env, ready, 240, self.run_dir)
+
+        api = daemon(
+            "airflow-api-server",
+            ["api-server", "--host", HOST, "--port", str(self.ports.airflow), "--workers", "1"],
+            component("metadatabase"),
+            self.ports.airflow,
+        )
+        return [
+            api,
+            # Scheduler and dag-processor have no port of their own: "ours" by pid file, and
+            # ready once the api-server reports their heartbeat healthy.
+            daemon("airflow-scheduler", ["scheduler"], component("scheduler"), None),
+            daemon("airflow-dag-processor", ["dag-processor"], component("dag_processor"), None),
+        ]
+
+    def api(self) -> Daemon:
+        env = (
+            os.environ
+            | self.platform_env()
+            | {
+                "API_HOST": HOST,
+                "API_PORT": str(self.ports.api),
+                # Pick up a newly promoted champion within seconds, not the default 30.
+                "MODEL_POLL_SECONDS": os.environ.get("MODEL_POLL_SECONDS", "5"),
+            }
+        )
+        return Daemon(
+            "api",
+            self.ports.api,
+            [sys.executable, "-m", "filmrec", "serve"],
+            env,
+            lambda: http_ok(f"{self.api_url}/health"),
+            120,
+            self.run_dir,
+        )
+
+    # --- up / down / status ----------------------------------------------------------
+
+    def up(self, *, log: Callable[[str], None] = print) -> dict[str, str]:
+        """Start every service that is not running; return {service: started|running|reused}."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = self._state()
+        started: set[str] = set(state.get("services_started", []))
+        states: dict[str, str] = {}
+
+        states |= self._services_up(started)
+        for name in ("postgresql", "redis", "mlflow", "prometheus"):
+            log(f"{name:<22} {states[name]}")
+        self._save_state({"services_started": sorted(started)})
+
+        for name, value in self._kafka_up().items():
+            states[name] = value
+            log(f"{name:<22} {value}  ({HOST}:{getattr(self.ports, name)})")
+
+        for daemon in (self.spark_master(), self.spark_worker()):
+            states[daemon.name] = daemon.up()
+            log(f"{daemon.name:<22} {states[daemon.name]}  (http://{HOST}:{daemon.port})")
+
+        daemons = self.airflow_daemons()
+        if not daemons[0].ours() and not port_open(self.ports.airflow):
+            try:
+                self.airflow().migrate()  # idempotent; the api-server refuses an unmigrated database
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                raise StackError(str(error)) from error
+        for daemon in daemons:
+            if daemon.name != "airflow-api-server" and states.get("airflow-api-server") == "reused":
+                # Someone else's Airflow: its scheduler and dag-processor are theirs too.
+                states[daemon.name] = "reused" if daemon.healthy() else "missing"
+            else:
+                states[daemon.name] = daemon.up()
+            log(f"{daemon.name:<22} {states[daemon.name]}")
+
+        api = self.api()
+        states["api"] = api.up()
+        log(f"{'api':<22} {states['api']}  ({self.api_url})")
+
+        native_services._write_env(self.root / "stack.env", self.platform_env())
+        native_services._write_env(self.root / "connections.env", self.connections_env())
+        log(f"env files: {self.root / 'stack.env'}, {self.root / 'connections.env'}")
+        return states
+
+    def _services_up(self, started: set[str]) -> dict[str, str]:
+        """PostgreSQL, Redis, MLflow, Prometheus through native_services (var/services)."""
+        services = self.services
+        ours_before = services.status()
+        ports = {
+            "postgresql": services.pg_port,
+            "redis": services.redis_port,
+            "mlflow": services.mlflow_port,
+            "prometheus": services.prometheus_port,
+        }
+        foreign = {name for name, port in ports.items() if port_open(port) and not ours_before[name]}
+        if foreign == set(ports):
+            # All four answer and none is from var/services: another instance; reuse it.
+            return dict.fromkeys(ports, "reused")
+        try:
+            services.up()  # idempotent; refuses (clearly) a port held by a foreign process
+        except (ServiceError, subprocess.CalledProcessError) as error:
+            raise StackError(f"native services: {error}") from error
+        states = {}
+        for name in ports:
+            if ours_before[name]:
+                states[name] = "running"
+            else:
+                states[name] = "started"
+                started.add(name)
+        return states
+
+    def down(self, *, log: Callable[[str], None] = print) -> None:
+        """Stop, in reverse order, what `up` started; reused services are left alone."""
+        from filmrec.streaming import broker
+
+        daemons = [self.api(), *reversed(self.airflow_daemons()), self.spark_worker(), self.spark_master()]
+        for daemon in daemons:
+            log(f"{daemon.name:<22} {'stopped' if daemon.down() else 'not ours / not running'}")
+        stopped = broker.down(self.kafka_layout())
+        log(f"{'kafka, zookeeper':<22} stopped: {', '.join(stopped) if stopped else 'none of ours'}")
+        started = set(self._state().get("services_started", []))
+        services = self.services
+        # Reverse order: the MLflow server holds PostgreSQL connections.
+        for name, server in (
+            ("prometheus", services.prometheus),
+            ("mlflow", services.mlflow),
+            ("redis", services.redis),
+            ("postgresql", services.postgres),
+        ):
+            if name in started:
+                log(f"{name:<22} {'stopped' if server.stop() else 'not running'}")
+                started.discard(name)
+            else:
+                log(f"{name:<22} not started by the stack: left running")
+        self._save_state({"services_started": sorted(started)})
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        from filmrec.streaming import broker
+
+        layout = self.kafka_layout()
+        rows: dict[str, dict[str, Any]] = {}
+        for name, running in self.services.status().items():
+            rows[name] = {"ours": running}
+        rows["zookeeper"] = {"ours": broker._running_pid(layout, "zookeeper") is not None}
+        rows["kafka"] = {"ours": broker._running_pid(layout, "broker") is not None}
+        for daemon in (self.spark_master(), self.spark_worker(), *self.airflow_daemons(), self.api()):
+            rows[daemon.name] = {"ours": daemon.ours(), "healthy": daemon.healthy()}
+        return rows
+
+    # --- jobs on the cluster ---------------------------------------------------------
+
+    def submit(
+        self,
+        job: str,
+        args: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1800,
+    ) -> dict[str, Any]:
+        """spark-submit spark/jobs/<job>.py to the standalone master; return its JSON result.
+
+        Client deploy mode: the driver runs here and the executors on the worker
+        (standalone Spark has no cluster deploy mode for Python applications).
+        """
+        from filmrec.lakehouse.jars import cached_jars
+
+        script = SPARK_JOBS / f"{job}.py"
+        if not script.is_file():
+            raise StackError(f"no such job: {script}")
+        jobs_dir = self.root / "jobs"
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        stamp = f"{job}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        result_path, log_path = jobs_dir / f"{stamp}.json", jobs_dir / f"{stamp}.log"
+        jars = cached_jars(self._settings().jars_dir)
+        command = [
+            str(Path(sys.executable).parent / "spark-submit"),
+            "--master",
+            self.master_url,
+            "--deploy-mode",
+            "client",
+            "--name",
+            f"filmrec-{job.replace('_', '-')}",
+            # On the driver's class path from the start (see orchestration/operators.py).
+            "--jars",
+            ",".join(str(path) for path in jars),
+            "--driver-memory",
+            "1g",
+            "--executor-memory",
+            "1g",
+            "--total-executor-cores",
+            str(self.worker_cores),
+            str(script),
+            "--result-path",
+            str(result_path),
+            *args,
+        ]
+        job_env = (
+            os.environ
+            | self.platform_env()
+            | {
+                "SPARK_HOME": str(spark_home()),
+                "PYSPARK_PYTHON": sys.executable,  # executors run the venv's Python (filmrec installed)
+                "PYSPARK_DRIVER_PYTHON": sys.executable,
+                "SPARK_DRIVER_MEMORY": "1g",
+                **(env or {}),
+            }
+        )
+        with log_path.open("wb") as out:
+            try:
+                completed = subprocess.run(
+                    command,
+                    env=job_env,
+                    cwd=self.root,  # no repository .env reaches the job: the stack env decides
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as error:
+                raise StackError(f"{job} timed out after {timeout:.0f}s; {log_path}") from error
+        if completed.returncode != 0 or not result_path.exists():
+            raise StackError(
+                f"{job} failed (exit {completed.returncode}); {log_path}:\n{_tail(log_path, 40)}"
+            )
+        result = dict(json.loads(result_path.read_text()))
+        result["_log"] = str(log_path)
+        return result
+
+    def bootstrap(
+        self, *, users: int | None = None, grid: str = "quick", log: Callable[[str], None] = print
+    ) -> dict[str, Any]:
+        """Load MovieLens (optionally its first `users` users) and train, both on the cluster."""
+        data = slice_movielens(self.root / "data" / f"users-{users}", users) if users else BUNDLED_DATA
+        loaded = self.submit(
+            "load_movielens",
+            [
+                "--movies",
+                str(data / "movies.csv"),
+                "--links",
+                str(data / "links.csv"),
+                "--ratings",
+                str(data / "ratings.csv"),
+                "--sync-metadata",
+            ],
+        )
+        log(f"loaded: {json.dumps(loaded.get('loads'))}, movies synced: {loaded.get('movies_synced')}")
+        trained = self.submit("train_als", ["--grid", grid])
+        log(f"trained: model v{trained.get('model_version')}, promotion: {trained.get('promotion')}")
+        return trained
+
+
+def _four_letter_word(host: str, port: int, word: str, timeout: float = 2.0) -> str:
+    import socket
+
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(word.encode("ascii"))
+        chunks = []
+        while chunk := conn.recv(4096):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def slice_movielens(target: Path, users: int, source: Path = BUNDLED_DATA) -> Path:
+    """The bundled MovieLens with only the ratings of users 1..`users` (a quick cluster run)."""
+    target.mkdir(parents=True, exist_ok=True)
+    ratings = target / "ratings.csv"
+    if not ratings.exists():
+        partial = ratings.with_suffix(".part")
+        with (source / "ratings.csv").open() as inp, partial.open("w", newline="") as out:
+            reader, writer = csv.reader(inp), csv.writer(out)
+            writer.writerow(next(reader))
+            writer.writerows(row for row in reader if int(row[0]) <= users)
+        partial.replace(ratings)
+    for name in ("movies.csv", "links.csv"):
+        if not (target / name).exists():
+            shutil.copy(source / name, target / name)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("up", help="start every service that is not running")
+    sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("status", help="which services run, and whether the stack started them")
+    sub.add_parser("env", help="print the platform environment (eval it in a shell)")
+    boot = sub.add_parser("bootstrap", help="load MovieLens and train ALS on the standalone cluster")
+    boot.add_argument("--users", type=int, default=None, help="only the first N users (faster)")
+    boot.add_argument("--grid", default="quick", help="default, quick or a JSON list (default quick)")
+    submit = sub.add_parser("submit", help="spark-submit one spark/jobs/<job>.py to the master")
+    submit.add_argument("job")
+    submit.add_argument("job_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    stack = NativeStack.from_env()
+    try:
+        if args.action == "up":
+            stack.up()
+        elif args.action == "down":
+            stack.down()
+        elif args.action == "env":
+            print("".join(f"export {key}={value}\n" for key, value in stack.platform_env().items()), end="")
+        elif args.action == "bootstrap":
+            stack.bootstrap(users=args.users, grid=args.grid)
+        elif args.action == "submit":
+            print(json.dumps(stack.submit(args.job, args.job_args), indent=2, default=str))
+        else:
+            for name, row in stack.status().items():
+                flags = ", ".join(f"{key}={value}" for key, value in row.items())
+                print(f"{name:<22} {flags}")
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
