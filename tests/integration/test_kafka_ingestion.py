@@ -191,6 +191,8 @@ def test_ingestion_counts_and_republishing_changes_nothing(streaming_spark, kafk
     assert (report.read, report.batches, report.lag) == (0, 0, 0)
 
 
+# Two Spark drivers (the killed job and the re-run) on a 2-core machine: allow for load.
+@pytest.mark.timeout(1800)
 def test_killed_ingestion_reruns_to_the_same_result(streaming_spark, kafka_settings) -> None:  # type: ignore[no-untyped-def]
     spark, settings = streaming_spark, kafka_settings
     tables = LakehouseTables(settings.lakehouse_path)

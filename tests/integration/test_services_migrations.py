@@ -87,11 +87,11 @@ def test_sync_is_an_idempotent_upsert(spark, trained_on_server, fresh_pg_databas
         toy_story = store.get(1)
         assert toy_story is not None and toy_story.title.startswith("Toy Story")
         assert store.genres_of(1) == sorted(toy_story.genres)
-        assert store.link(1) == ("0114709", 862)
+        assert store.link(1) == ("tt0114709", 862)
         # A changed row is updated in place, and only that one counts.
         from filmrec.metadata.store import MovieInfo
 
-        changed = MovieInfo(1, "Toy Story (renamed)", 1995, ["Animation"], "0114709", 862)
+        changed = MovieInfo(1, "Toy Story (renamed)", 1995, ["Animation"], "tt0114709", 862)
         assert store.upsert([changed]) == 1
         assert store.genres_of(1) == ["Animation"]
         assert store.upsert([changed]) == 0

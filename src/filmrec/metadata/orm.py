@@ -38,7 +38,7 @@ class Link(Base):
     movie_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("movies.movie_id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
-    # IMDb ids keep their leading zeros ("0114709"), so they are text.
+    # IMDb ids are text ("tt0114709"): the leading zeros are part of the id.
     imdb_id: Mapped[str | None] = mapped_column(String(16))
     tmdb_id: Mapped[int | None] = mapped_column(BigInteger)
 
