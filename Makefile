@@ -12,7 +12,10 @@ export PYTHONUNBUFFERED := 1
 # make demo RATINGS=path/to/ratings.csv MOVIES=path/to/movies.csv API_PORT=8001
 DATA_ARGS := $(if $(RATINGS),--ratings $(RATINGS)) $(if $(MOVIES),--movies $(MOVIES)) $(if $(LINKS),--links $(LINKS))
 
-.PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench clean
+.PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench clean \
+	kafka-up kafka-down kafka-status topics replay ingest
+
+KAFKA_MODE ?= kraft
 
 help:
 	@echo "make demo    load MovieLens -> Delta, train ALS on Spark, register in MLflow, serve the API"
@@ -56,12 +59,31 @@ test-integration: jars
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests api airflow/dags test-connections.py
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests api airflow/dags spark test-connections.py
+	$(VENV)/bin/ruff format --check src tests spark airflow/dags
 
 format: venv
 	$(VENV)/bin/ruff format src tests
 	$(VENV)/bin/ruff check --fix src tests
+
+# --- Kafka: a single-node broker from Maven Central jars, replay and ingestion -------
+kafka-up: venv  ## Kafka 3.9 on 127.0.0.1:9092 (KAFKA_MODE=zookeeper for ZooKeeper + broker)
+	$(PY) -m filmrec.streaming.broker up --mode $(KAFKA_MODE)
+
+kafka-down: venv
+	$(PY) -m filmrec.streaming.broker down
+
+kafka-status: venv
+	$(PY) -m filmrec.streaming.broker status
+
+topics: venv
+	$(PY) -m filmrec.streaming.topics
+
+replay: venv  ## make replay [RATINGS=path/to/ratings.csv] [RATE=500] [LIMIT=1000]
+	$(PY) -m filmrec.streaming.replay $(if $(RATINGS),--ratings $(RATINGS)) $(if $(RATE),--rate $(RATE)) $(if $(LIMIT),--limit $(LIMIT))
+
+ingest: jars  ## one availableNow Kafka -> Delta run, merged into clean
+	$(PY) -m filmrec.streaming.ingest
 
 bench: jars
 	$(PY) -m filmrec.bench

@@ -14,6 +14,9 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Kafka fixtures (a real broker) for the streaming and API tests.
+pytest_plugins = ["tests.integration.conftest_kafka"]
+
 
 def require(condition: bool, missing: str) -> None:
     """Skip (developer machine) or fail (CI) when `condition` is false."""

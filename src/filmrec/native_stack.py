@@ -33,13 +33,14 @@ import argparse
 import csv
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -550,16 +551,25 @@ class NativeStack:
                 started.add(name)
         return states
 
-    def down(self, *, log: Callable[[str], None] = print) -> None:
-        """Stop, in reverse order, what `up` started; reused services are left alone."""
+    def down(self, *, only: Collection[str] | None = None, log: Callable[[str], None] = print) -> None:
+        """Stop, in reverse order, what `up` started (or only the names in `only`).
+
+        Reused services are never stopped: they have no pid file of ours, and the
+        native services record in state.json whether the stack started them.
+        """
         from filmrec.streaming import broker
+
+        def wanted(name: str) -> bool:
+            return only is None or name in only
 
         daemons = [self.api(), *reversed(self.airflow_daemons()), self.spark_worker(), self.spark_master()]
         for daemon in daemons:
-            log(f"{daemon.name:<22} {'stopped' if daemon.down() else 'not ours / not running'}")
-        stopped = broker.down(self.kafka_layout())
-        log(f"{'kafka, zookeeper':<22} stopped: {', '.join(stopped) if stopped else 'none of ours'}")
-        started = set(self._state().get("services_started", []))
+            if wanted(daemon.name):
+                log(f"{daemon.name:<22} {'stopped' if daemon.down() else 'not ours / not running'}")
+        if wanted("kafka") or wanted("zookeeper"):
+            stopped = broker.down(self.kafka_layout())
+            log(f"{'kafka, zookeeper':<22} stopped: {', '.join(stopped) if stopped else 'none of ours'}")
+        started = {name for name in self._state().get("services_started", []) if wanted(name)}
         services = self.services
         # Reverse order: the MLflow server holds PostgreSQL connections.
         for name, server in (
@@ -570,10 +580,10 @@ class NativeStack:
         ):
             if name in started:
                 log(f"{name:<22} {'stopped' if server.stop() else 'not running'}")
-                started.discard(name)
-            else:
+            elif wanted(name):
                 log(f"{name:<22} not started by the stack: left running")
-        self._save_state({"services_started": sorted(started)})
+        remaining = set(self._state().get("services_started", [])) - started
+        self._save_state({"services_started": sorted(remaining)})
 
     def status(self) -> dict[str, dict[str, Any]]:
         from filmrec.streaming import broker
@@ -665,8 +675,21 @@ class NativeStack:
                 f"{job} failed (exit {completed.returncode}); {log_path}:\n{_tail(log_path, 40)}"
             )
         result = dict(json.loads(result_path.read_text()))
+        # Where it ran: the standalone scheduler logs the application id the master gave it.
+        found = re.search(
+            r"Connected to Spark cluster with app ID (\S+)", log_path.read_text(errors="replace")
+        )
+        result["_app_id"] = found.group(1) if found else None
         result["_log"] = str(log_path)
         return result
+
+    def application(self, app_id: str) -> dict[str, Any] | None:
+        """The master's record of an application (running or completed), from its JSON API."""
+        state = http_json(self.master_json_url)
+        for app in [*state.get("activeapps", []), *state.get("completedapps", [])]:
+            if app.get("id") == app_id:
+                return dict(app)
+        return None
 
     def bootstrap(
         self, *, users: int | None = None, grid: str = "quick", log: Callable[[str], None] = print

@@ -29,6 +29,10 @@ def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-d
         # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to the process environment,
         # so without this a test would silently use the store of the previous test.
         "MLFLOW_TRACKING_URI": None,
+        # Embedded defaults unless a test asks for a real service explicitly.
+        "DATABASE_URL": None,
+        "REDIS_URL": None,
+        "KAFKA_BOOTSTRAP_SERVERS": None,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
