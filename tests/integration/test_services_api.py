@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from filmrec.serving.app import create_app
-from filmrec.serving.cache import KEY_PREFIX, recommendation_key
+from filmrec.serving.cache import model_key_prefix, recommendation_key
 from tests.integration.service_helpers import (  # noqa: F401 (fixtures)
     fresh_pg_database,
     metric_value,
@@ -72,7 +72,8 @@ def test_end_to_end_postgres_redis_mlflow(spark, trained_on_server, fresh_pg_dat
         first = _recommend(client, user)
         assert first["model_version"] == v1 and first["strategy"] == "model"
         assert all(item["title"] for item in first["items"]), "titles come from PostgreSQL"
-        key_v1 = recommendation_key(model_version=v1, user_id=user, k=10)
+        name = settings.model_name
+        key_v1 = recommendation_key(model_name=name, model_version=v1, user_id=user, k=10)
         assert cache.exists(key_v1), "the list is cached in Redis under a key with the model version"
         assert cache.ttl(key_v1) > 0
         again = _recommend(client, user)
@@ -80,15 +81,16 @@ def test_end_to_end_postgres_redis_mlflow(spark, trained_on_server, fresh_pg_dat
 
         # The API warms the cache for every known user after loading a champion.
         n_users = client.get("/model").json()["n_users"]
-        pattern = f"{KEY_PREFIX}:v{v1}:u*:k10"
+        pattern = f"{model_key_prefix(model_name=name, model_version=v1)}:u*:k10"
         wait_for(lambda: len(cache.keys(pattern)) >= n_users, what="the v1 warm-up")
 
         v2 = promote_copy(settings, v1)
         wait_for(lambda: client.get("/model").json()["version"] == v2, what=f"the API to serve v{v2}")
         after = _recommend(client, user)
         assert after["model_version"] == v2
-        assert cache.exists(recommendation_key(model_version=v2, user_id=user, k=10))
-        wait_for(lambda: len(cache.keys(f"{KEY_PREFIX}:v{v2}:u*:k10")) >= n_users, what="the v2 warm-up")
+        assert cache.exists(recommendation_key(model_name=name, model_version=v2, user_id=user, k=10))
+        pattern = f"{model_key_prefix(model_name=name, model_version=v2)}:u*:k10"
+        wait_for(lambda: len(cache.keys(pattern)) >= n_users, what="the v2 warm-up")
         # A brand-new k is a brand-new key: computed by the model, then cached.
         fresh = _recommend(client, user, k=7)
         assert fresh["source"] == "model" and fresh["model_version"] == v2

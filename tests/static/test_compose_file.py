@@ -71,6 +71,12 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         "MODEL_POLL_SECONDS",
         "CACHE_TTL_SECONDS",
         "DEPENDENCY_TIMEOUT_SECONDS",
+        "MLFLOW_REQUEST_TIMEOUT_SECONDS",
+        "CACHE_ENABLED",
+        "CACHE_RETRY_SECONDS",
+        "CACHE_WARM_ON_SWAP",
+        "CACHE_WARM_K",
+        "REDIS_TIMEOUT_SECONDS",
     },
     **dict.fromkeys(
         AIRFLOW_SERVICES,

@@ -7,6 +7,7 @@ a registry, database or cache that is down degrades the service, never stops it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,7 +87,6 @@ def _after_swap(state: AppState, model: LoadedModel) -> None:
 
 
 def build_state(settings: Settings) -> AppState:
-    fail_fast_mlflow_http(settings)
     holder = ModelHolder()
     store = MovieStore.from_url(
         settings.effective_database_url, timeout_seconds=settings.dependency_timeout_seconds * 4
@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mlflow_env = fail_fast_mlflow_http(settings)
         state = build_state(settings)
         app.state.filmrec = state
         _prepare_database(state)
@@ -143,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.loader.start_polling()
         yield
         _shutdown(state)
+        for name in mlflow_env:
+            os.environ.pop(name, None)
 
     app = FastAPI(
         title="filmrec",

@@ -24,8 +24,15 @@ if TYPE_CHECKING:
 KEY_PREFIX = "filmrec:recs"
 
 
-def recommendation_key(*, model_version: str, user_id: int, k: int) -> str:
-    return f"{KEY_PREFIX}:v{model_version}:u{user_id}:k{k}"
+def model_key_prefix(*, model_version: str, model_name: str | None = None) -> str:
+    """Keys of one model version. The name is part of it: versions restart at 1 per
+    registered model, and several models (or deployments) may share one Redis."""
+    name = f"{model_name}:" if model_name else ""
+    return f"{KEY_PREFIX}:{name}v{model_version}"
+
+
+def recommendation_key(*, model_version: str, user_id: int, k: int, model_name: str | None = None) -> str:
+    return f"{model_key_prefix(model_version=model_version, model_name=model_name)}:u{user_id}:k{k}"
 
 
 class RecommendationCache(Protocol):

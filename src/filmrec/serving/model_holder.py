@@ -60,17 +60,22 @@ def _metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
     return values
 
 
-def fail_fast_mlflow_http(settings: Settings) -> None:
+def fail_fast_mlflow_http(settings: Settings) -> list[str]:
     """Bound every MLflow HTTP call of this process (read by MLflow at call time).
 
     MLflow's defaults (120 s timeout, 7 retries with backoff) would keep a poll of a
     dead tracking server hanging for minutes; the poller is our retry loop. Values
-    already in the environment win, so an operator can still raise them.
+    already in the environment win, so an operator can still raise them. Returns the
+    variables it set, for the API to remove at shutdown (tests run jobs in-process).
     """
-    os.environ.setdefault(
-        "MLFLOW_HTTP_REQUEST_TIMEOUT", str(math.ceil(settings.mlflow_request_timeout_seconds))
-    )
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    wanted = {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(math.ceil(settings.mlflow_request_timeout_seconds)),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    added = [name for name in wanted if name not in os.environ]
+    for name in added:
+        os.environ[name] = wanted[name]
+    return added
 
 
 def champion_version(settings: Settings) -> tuple[str, str | None, dict[str, str], datetime | None]:
@@ -114,6 +119,8 @@ def load_champion(settings: Settings) -> LoadedModel:
     return load_version(settings, *champion_version(settings))
 
 
+_REGISTRY_ANSWERS = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
 SwapHook = Callable[[LoadedModel, "LoadedModel | None"], None]
 
 
@@ -131,6 +138,8 @@ class ChampionLoader:
         self.last_error: str | None = None
         self.last_check: float | None = None
         self.last_latency_ms: float | None = None  # of the last alias lookup, for /ready
+        # The registry answered the last poll (even if only to say there is no champion yet).
+        self.registry_up = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -147,6 +156,7 @@ class ChampionLoader:
             finally:
                 self.last_latency_ms = round((time.perf_counter() - started) * 1000, 2)
             current = self.holder.current
+            self.registry_up = True
             if current is not None and current.version == version:
                 self.last_error = None
                 metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
@@ -154,8 +164,11 @@ class ChampionLoader:
             model = load_version(self.settings, version, run_id, tags, created_at)
         except Exception as error:  # the registry may be down: keep serving what we have
             self.last_error = f"{type(error).__name__}: {error}"[:500]
+            # "No such model" or "no such alias" is an answer: the registry is up, just
+            # without a champion. Unreachable servers surface as INTERNAL_ERROR.
+            self.registry_up = getattr(error, "error_code", None) in _REGISTRY_ANSWERS
             metrics.MODEL_RELOAD_FAILURES.inc()
-            metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(0)
+            metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(int(self.registry_up))
             log.warning("could not load the champion: %s", self.last_error)
             return False
         previous = self.holder.swap(model)

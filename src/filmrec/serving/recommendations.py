@@ -90,7 +90,7 @@ def recommendations_out(
 
 
 def recommend_for_user(state: AppState, model: LoadedModel, *, user_id: int, k: int) -> RecommendationsOut:
-    key = recommendation_key(model_version=model.version, user_id=user_id, k=k)
+    key = recommendation_key(model_name=model.name, model_version=model.version, user_id=user_id, k=k)
     cached = _cache_get(state, key)
     if cached is not None:
         metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()

@@ -74,9 +74,9 @@ def warm_cache(
             wanted = sorted({int(m) for recs in batch.values() for m in recs.movie_ids} - info.keys())
             info.update(movies.get_many(wanted) if wanted else {})
             values = {
-                recommendation_key(model_version=model.version, user_id=user_id, k=k): recommendations_out(
-                    model, recs, info, user_id=user_id, k=k
-                ).model_dump(mode="json")
+                recommendation_key(
+                    model_name=model.name, model_version=model.version, user_id=user_id, k=k
+                ): recommendations_out(model, recs, info, user_id=user_id, k=k).model_dump(mode="json")
                 for user_id, recs in batch.items()
             }
             cache.set_many(values, ttl_seconds=settings.cache_ttl_seconds)

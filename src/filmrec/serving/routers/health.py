@@ -76,7 +76,7 @@ def _registry(state: AppState) -> DependencyOut:
     """The registry as the poller last saw it (polled in the background, not here)."""
     settings = state.settings
     loader = state.loader
-    up = loader.last_error is None and loader.last_check is not None
+    up = loader.registry_up
     metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1 if up else 0)
     return DependencyOut(
         name="model_registry",
