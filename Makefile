@@ -13,7 +13,7 @@ export PYTHONUNBUFFERED := 1
 DATA_ARGS := $(if $(RATINGS),--ratings $(RATINGS)) $(if $(MOVIES),--movies $(MOVIES)) $(if $(LINKS),--links $(LINKS))
 
 .PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench clean \
-	kafka-up kafka-down kafka-status topics replay ingest
+	kafka-up kafka-down kafka-status topics replay ingest stack-up stack-down stack-status stack-bootstrap
 
 KAFKA_MODE ?= kraft
 
@@ -84,6 +84,19 @@ replay: venv  ## make replay [RATINGS=path/to/ratings.csv] [RATE=500] [LIMIT=100
 
 ingest: jars  ## one availableNow Kafka -> Delta run, merged into clean
 	$(PY) -m filmrec.streaming.ingest
+
+# --- The whole platform natively (no Docker), on the Compose ports -------------------
+stack-up: jars
+	scripts/stack.sh up
+
+stack-down: venv
+	scripts/stack.sh down
+
+stack-status: venv
+	scripts/stack.sh status
+
+stack-bootstrap: stack-up  ## make stack-bootstrap USERS=100: load MovieLens, train on the Spark master
+	scripts/stack.sh bootstrap $(if $(USERS),--users $(USERS))
 
 bench: jars
 	$(PY) -m filmrec.bench

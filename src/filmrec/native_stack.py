@@ -590,8 +590,10 @@ class NativeStack:
 
         layout = self.kafka_layout()
         rows: dict[str, dict[str, Any]] = {}
+        started = set(self._state().get("services_started", []))
         for name, running in self.services.status().items():
-            rows[name] = {"ours": running}
+            # Run from var/services, possibly by scripts/services.sh rather than the stack.
+            rows[name] = {"running": running, "ours": name in started}
         rows["zookeeper"] = {"ours": broker._running_pid(layout, "zookeeper") is not None}
         rows["kafka"] = {"ours": broker._running_pid(layout, "broker") is not None}
         for daemon in (self.spark_master(), self.spark_worker(), *self.airflow_daemons(), self.api()):
