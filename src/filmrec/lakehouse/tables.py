@@ -46,6 +46,11 @@ class LakehouseTables:
         """Small JSON status files that jobs leave for monitoring."""
         return self.root / "_status"
 
+    @property
+    def ingestion_status(self) -> Path:
+        """What the last Kafka -> Delta run did; the API re-exposes it as metrics."""
+        return self.status / "ingestion.json"
+
 
 def raw_ratings_schema() -> StructType:
     from pyspark.sql import types as T

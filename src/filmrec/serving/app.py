@@ -87,6 +87,9 @@ def _after_swap(state: AppState, model: LoadedModel) -> None:
 
 
 def build_state(settings: Settings) -> AppState:
+    from filmrec.lakehouse.tables import LakehouseTables
+
+    metrics.register_ingestion_status(LakehouseTables(settings.lakehouse_path).ingestion_status)
     holder = ModelHolder()
     store = MovieStore.from_url(
         settings.effective_database_url, timeout_seconds=settings.dependency_timeout_seconds * 4

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
     from filmrec.serving.model_holder import LoadedModel
@@ -54,3 +59,50 @@ def observe_model(model: LoadedModel) -> None:
     for metric in OFFLINE_METRICS:
         if metric in model.metrics:
             MODEL_METRIC.labels(metric=metric).set(model.metrics[metric])
+
+
+class IngestionStatusCollector:
+    """Re-exposes the status file the Kafka -> Delta ingestion job leaves in the lakehouse.
+
+    The job is a batch (Airflow runs it every 15 minutes) with no endpoint of its own;
+    the API, which Prometheus scrapes anyway, reads the file at scrape time.
+    """
+
+    def __init__(self, status_file: Path) -> None:
+        self.status_file = status_file
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            status = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return  # no ingestion has run yet: no series rather than made-up zeros
+        events = CounterMetricFamily(
+            "filmrec_ingestion_events", "Rating events ingested from Kafka, by outcome", labels=["outcome"]
+        )
+        for outcome, value in (status.get("totals") or {}).items():
+            events.add_metric([outcome], float(value))
+        yield events
+        yield GaugeMetricFamily(
+            "filmrec_ingestion_lag_messages", "Kafka messages not yet ingested, at the last run",
+            value=float(status.get("lag") or 0),
+        )  # fmt: skip
+        if status.get("last_success_at"):
+            success = datetime.fromisoformat(str(status["last_success_at"]).replace("Z", "+00:00"))
+            yield GaugeMetricFamily(
+                "filmrec_ingestion_last_success_timestamp_seconds",
+                "When the ingestion job last succeeded",
+                value=success.timestamp(),
+            )
+
+
+def register_ingestion_status(status_file: Path) -> None:
+    """Register the collector once per process (re-registering would raise)."""
+    global _INGESTION_COLLECTOR
+    if _INGESTION_COLLECTOR is None:
+        _INGESTION_COLLECTOR = IngestionStatusCollector(status_file)
+        REGISTRY.register(_INGESTION_COLLECTOR)
+    else:
+        _INGESTION_COLLECTOR.status_file = status_file
+
+
+_INGESTION_COLLECTOR: IngestionStatusCollector | None = None

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
 CHECKPOINT_NAME = "kafka_ratings"
-STATUS_FILE = "ingestion.json"
 CONSUMER_GROUP = "filmrec-ingest"  # offsets mirrored here so standard Kafka tools see the lag
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MAX_SOURCE_LENGTH = 64  # as in contract.RatingEvent
@@ -274,7 +273,7 @@ def kafka_lag(
 
 
 def _write_status(tables: LakehouseTables, status: dict[str, Any]) -> None:
-    path = tables.status / STATUS_FILE
+    path = tables.ingestion_status
     path.parent.mkdir(parents=True, exist_ok=True)
     previous: dict[str, Any] = {}
     if path.exists():
@@ -283,6 +282,11 @@ def _write_status(tables: LakehouseTables, status: dict[str, Any]) -> None:
         except (OSError, ValueError):
             previous = {}
     status.setdefault("last_success_at", previous.get("last_success_at"))
+    # Running totals across runs, so monitoring can expose them as counters.
+    totals = dict(previous.get("totals") or {})
+    for outcome in ("read", "written", "duplicates", "quarantined"):
+        totals[outcome] = int(totals.get(outcome, 0)) + int(status.get(outcome) or 0)
+    status["totals"] = totals
     partial = path.with_suffix(".tmp")
     partial.write_text(json.dumps(status, indent=2, sort_keys=True, default=str) + "\n")
     partial.replace(path)  # atomic: a monitor never reads half a file
