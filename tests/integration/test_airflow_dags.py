@@ -132,7 +132,7 @@ def test_bootstrap_loads_the_data_directly_without_kafka(local_airflow: LocalAir
     from filmrec.metadata.store import MovieStore
     from filmrec.orchestration import delta_log
 
-    assert delta_log.rows_changed_since(local_airflow.root / "lakehouse" / "clean_ratings", 0) > 20_000
+    assert delta_log.rows_changed_since(local_airflow.root / "lakehouse" / "clean_ratings", 0) > 10_000
     assert MovieStore.from_url(f"sqlite:///{local_airflow.root / 'var' / 'filmrec.db'}").count() > 9_000
 
 
