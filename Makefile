@@ -99,7 +99,7 @@ stack-bootstrap: stack-up  ## make stack-bootstrap USERS=100: load MovieLens, tr
 	scripts/stack.sh bootstrap $(if $(USERS),--users $(USERS))
 
 bench: jars
-	$(PY) -m filmrec.bench
+	$(PY) -m filmrec.benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf var lakehouse/*/ lakehouse/_* .pytest_cache
