@@ -97,7 +97,7 @@ def _print_summary(results: dict[str, Any]) -> None:
     champion, baseline = training["champion"], training["popularity_baseline"]
     print("\n=== filmrec benchmark ===")
     print(
-        f"training wall time (bundled MovieLens, grid of {len(training['training_step_seconds'])} steps): "
+        "training wall time (bundled MovieLens, default grid): "
         f"{training['training_wall_seconds']} s  (load+sync {training['load_and_sync_seconds']} s)"
     )
     print(f"{'metric':<16}{'champion':>10}{'popularity':>12}")
@@ -108,14 +108,17 @@ def _print_summary(results: dict[str, Any]) -> None:
         f"(target {training['quality_target']}: {'MET' if training['quality_target_met'] else 'NOT MET'})"
     )
     api = results["api"]
-    if "skipped" not in api:
-        for key in ("bare", "recommendations"):
+    if "skipped" in api:
+        print(f"API: skipped ({api['skipped']})")
+    else:
+        print(f"API throughput ({api['cache']} cache, one uvicorn worker each):")
+        for key in ("bare", "cache_hit", "model"):
             row = api[key]
+            ratio = api["ratio_vs_bare"].get(key, 1.0)
             print(
-                f"{row['name']:<30} {row['requests_per_second']:>9.1f} req/s  p50 {row['p50_ms']:.2f} ms"
-                f"  p99 {row['p99_ms']:.2f} ms  errors {row['errors']}  ({row['tool']})"
+                f"  {row['name']:<30} {row['requests_per_second']:>8.1f} req/s  p50 {row['p50_ms']:7.2f} ms"
+                f"  p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}  x{ratio} of bare  ({row['tool']})"
             )
-        print(f"throughput ratio /recommendations vs bare: {api['throughput_ratio_recommendations_vs_bare']}")
     for name, section in results.get("extra", {}).items():
         print(f"{name}: {json.dumps(section)[:400]}")
 
