@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -16,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -152,9 +152,6 @@ def service_mounts(service: Mapping[str, Any]) -> list[tuple[str, str]]:
 def require_tool(name: str) -> str:
     """Path of an external tool; skipped when missing, except under CI=true where it fails."""
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found:
-        return found
-    message = f"{name} is not installed"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}, and CI=true requires it")
-    pytest.skip(message)
+    require(found is not None, f"{name} is not installed")
+    assert found is not None
+    return found
