@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from filmrec.processes import pid_alive
+
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 # (database, owner) pairs, as docker/postgres/initdb.d creates them for Compose.
@@ -78,14 +80,6 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
     except OSError:
         return False
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -94,7 +88,7 @@ def _read_pid(path: Path) -> int | None:
         pid = int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _stop_pid(pid_file: Path, *, timeout: float = 20.0) -> bool:
@@ -106,9 +100,9 @@ def _stop_pid(pid_file: Path, *, timeout: float = 20.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)  # we started it with start_new_session: pgid == pid
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import os
 import shutil
 import signal
@@ -29,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from filmrec.lakehouse.jars import MavenJar, cached_jars
+from filmrec.processes import pid_alive
 
 KAFKA_VERSION = "3.9.2"
 ZOOKEEPER_VERSION = "3.8.4"
@@ -225,19 +225,6 @@ def serves_metadata(bootstrap_servers: str, timeout: float = 3.0) -> bool:
     except KafkaException:
         return False
 
-
-def _pid_alive(pid: int) -> bool:
-    # Reap the process if it is our own child, otherwise a zombie looks alive forever.
-    with contextlib.suppress(ChildProcessError):
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -248,7 +235,7 @@ def _running_pid(layout: BrokerLayout, role: str) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         pid_file.unlink(missing_ok=True)
         return None
     try:
@@ -377,7 +364,7 @@ def _wait_until(
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             layout.pid_file(role).unlink(missing_ok=True)
             raise BrokerError(f"{role} exited during startup; log tail:\n{_tail(layout.log_file(role))}")
         if ready():
@@ -439,11 +426,11 @@ def _stop(layout: BrokerLayout, role: str, timeout_s: float) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)  # Kafka shuts down cleanly on TERM (flushes logs)
     deadline = time.monotonic() + timeout_s
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
-        while _pid_alive(pid):
+        while pid_alive(pid):
             time.sleep(0.1)
     layout.pid_file(role).unlink(missing_ok=True)
     return True
