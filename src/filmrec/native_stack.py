@@ -15,7 +15,7 @@
 | Spark master + worker   | the pyspark distribution     | 7077, 8081, 8082  |
 | Airflow api-server,     | PyPI, the project venv       | 8080              |
 | scheduler, dag-processor|                              |                   |
-| the API                 | `python -m filmrec serve`    | 8000              |
+| the API                 | `uvicorn main:app` (api/)    | 8000              |
 
 Grafana has no package here; it is the one service of Compose this stack lacks.
 
@@ -50,10 +50,43 @@ from filmrec.native_services import HOST, REPO, ServiceError, http_ok, port_open
 
 BUNDLED_DATA = REPO / "data" / "ml-latest-small"
 SPARK_JOBS = REPO / "spark" / "jobs"
+SPARK_CONFIG = REPO / "spark" / "config"
+API_ENTRY_DIR = REPO / "api"  # api/main.py, the API container's entry point
+# Where docker-compose.yml mounts the shared var volume (FILMREC_VAR_DIR there).
+COMPOSE_VAR_DIR = "/opt/filmrec/var"
 
 
 class StackError(RuntimeError):
     """A service could not be started or a job failed; the message says why."""
+
+
+def spark_defaults(path: Path) -> dict[str, str]:
+    """The properties of a spark-defaults.conf: `key value` lines, # comments."""
+    properties = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key and not key.startswith("#"):
+            properties[key] = value.strip()
+    return properties
+
+
+def render_spark_conf(*, conf_dir: Path, var_dir: Path) -> Path:
+    """spark/config/ for this machine: the Compose files with the var volume's path mapped.
+
+    The daemons and every driver started here (spark-submit, Airflow tasks) read it as
+    SPARK_CONF_DIR, so the native stack runs the very spark-defaults.conf and
+    log4j2.properties the containers get, not a copy that could drift. The local
+    directories those defaults name (checkpoints, event logs) are created: Spark
+    refuses to start an application whose event log directory is missing.
+    """
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    for source in sorted(SPARK_CONFIG.iterdir()):
+        text = source.read_text(encoding="utf-8").replace(COMPOSE_VAR_DIR, var_dir.as_posix())
+        (conf_dir / source.name).write_text(text, encoding="utf-8")
+    for value in spark_defaults(conf_dir / "spark-defaults.conf").values():
+        if value.startswith("file://"):
+            Path(value.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    return conf_dir
 
 
 def _env_int(name: str, default: int) -> int:
@@ -371,19 +404,16 @@ class NativeStack:
             self.run_dir,
         )
 
+    def spark_conf_dir(self) -> Path:
+        """spark/config/ rendered for this machine (see render_spark_conf)."""
+        return render_spark_conf(conf_dir=self.root / "spark" / "conf", var_dir=self.var_dir)
+
     def _spark_env(self) -> dict[str, str]:
-        conf_dir = self.root / "spark" / "conf"
-        conf_dir.mkdir(parents=True, exist_ok=True)
         return os.environ | {
             "SPARK_HOME": str(spark_home()),
-            # spark/config/ holds container paths (/opt/filmrec); the daemons need none of it.
-            "SPARK_CONF_DIR": str(conf_dir),
+            "SPARK_CONF_DIR": str(self.spark_conf_dir()),
             "SPARK_LOCAL_IP": HOST,  # also the address the web UIs bind to
             "SPARK_DAEMON_MEMORY": "512m",
-            # Drop finished applications' work dirs, as spark-defaults.conf does in Compose.
-            "SPARK_WORKER_OPTS": (
-                "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.appDataTtl=86400"
-            ),
             "PYSPARK_PYTHON": sys.executable,
         }
 
@@ -410,6 +440,8 @@ class NativeStack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "300",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "300",
             "SPARK_DRIVER_MEMORY": "1g",
+            # The task drivers read spark/config/ as in the Airflow image.
+            "SPARK_CONF_DIR": str(self.spark_conf_dir()),
             **self._airflow_secrets(),
         }
         return LocalAirflow(self.root / "airflow", spark_master=self.master_url, extra_env=extra)
@@ -469,10 +501,12 @@ class NativeStack:
                 "MODEL_POLL_SECONDS": os.environ.get("MODEL_POLL_SECONDS", "5"),
             }
         )
+        # The container's command, `uvicorn main:app`, on the same api/main.py.
+        command = [sys.executable, "-m", "uvicorn", "--app-dir", str(API_ENTRY_DIR), "main:app"]
         return Daemon(
             "api",
             self.ports.api,
-            [sys.executable, "-m", "filmrec", "serve"],
+            [*command, "--host", HOST, "--port", str(self.ports.api)],
             env,
             lambda: http_ok(f"{self.api_url}/health"),
             120,
@@ -652,6 +686,7 @@ class NativeStack:
             | self.platform_env()
             | {
                 "SPARK_HOME": str(spark_home()),
+                "SPARK_CONF_DIR": str(self.spark_conf_dir()),
                 "PYSPARK_PYTHON": sys.executable,  # executors run the venv's Python (filmrec installed)
                 "PYSPARK_DRIVER_PYTHON": sys.executable,
                 "SPARK_DRIVER_MEMORY": "1g",

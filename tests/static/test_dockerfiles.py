@@ -5,11 +5,12 @@ from __future__ import annotations
 import fnmatch
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.static.static_helpers import ROOT, require_tool
+from tests.static.static_helpers import ROOT, load_compose_raw, require_tool
 
 pytestmark = pytest.mark.unit
 
@@ -34,14 +35,69 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
     return result
 
 
-def copy_sources(dockerfile: Path) -> list[str]:
-    """Build-context paths that COPY/ADD read (not those copied from other stages)."""
+@dataclass(frozen=True)
+class ImageBuild:
+    """One build of docker-compose.yml: its Dockerfile, main context and named contexts."""
+
+    dockerfile: Path
+    context: Path
+    named_contexts: dict[str, Path]
+
+    def ignore_file(self, name: str | None) -> Path | None:
+        """The ignore file Docker applies to a context; None (main) or a named context.
+
+        BuildKit prefers <Dockerfile>.dockerignore next to the Dockerfile for the main
+        context; otherwise, and for a named local context, <context>/.dockerignore.
+        """
+        if name is None:
+            beside = self.dockerfile.with_name(self.dockerfile.name + ".dockerignore")
+            if beside.exists():
+                return beside
+        root = self.context if name is None else self.named_contexts[name]
+        candidate = root / ".dockerignore"
+        return candidate if candidate.exists() else None
+
+
+def compose_builds() -> list[ImageBuild]:
+    """Each distinct build in docker-compose.yml (several Airflow services share one)."""
+    builds: dict[Path, ImageBuild] = {}
+    for service in load_compose_raw()["services"].values():
+        build = service.get("build")
+        if not build:
+            continue
+        context = (ROOT / build.get("context", ".")).resolve()
+        dockerfile = (context / build.get("dockerfile", "Dockerfile")).resolve()
+        additional = build.get("additional_contexts") or {}
+        named = {name: (ROOT / path).resolve() for name, path in additional.items()}
+        builds[dockerfile] = ImageBuild(dockerfile, context, named)
+    return list(builds.values())
+
+
+def build_of(dockerfile: Path) -> ImageBuild:
+    found = [build for build in compose_builds() if build.dockerfile == dockerfile.resolve()]
+    assert found, f"docker-compose.yml builds no image from {dockerfile}"
+    return found[0]
+
+
+def copy_sources(dockerfile: Path) -> list[tuple[str | None, str]]:
+    """(context, path) for each source COPY/ADD reads from a build context.
+
+    The context is None for the main one, or the name of the named context a
+    --from= refers to; copies from earlier build stages and images are left out.
+    Named contexts replace stages of the same name, so they are listed whether or
+    not the Dockerfile declares such a stage.
+    """
+    named = build_of(dockerfile).named_contexts
     sources = []
     for keyword, arguments in instructions(dockerfile):
-        if keyword not in {"COPY", "ADD"} or "--from=" in arguments:
+        if keyword not in {"COPY", "ADD"}:
             continue
-        words = [word for word in arguments.split() if not word.startswith("--")]
-        sources.extend(words[:-1])
+        words = arguments.split()
+        origin = next((word.split("=", 1)[1] for word in words if word.startswith("--from=")), None)
+        if origin is not None and origin not in named:
+            continue
+        paths = [word for word in words if not word.startswith("--")]
+        sources.extend((origin, path) for path in paths[:-1])
     return sources
 
 
@@ -58,8 +114,10 @@ def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
-def dockerignore_patterns() -> list[str]:
-    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+def dockerignore_patterns(ignore_file: Path | None) -> list[str]:
+    if ignore_file is None:
+        return []
+    lines = ignore_file.read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
@@ -75,12 +133,34 @@ def test_hadolint(dockerfile: Path) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
+def test_compose_builds_every_dockerfile() -> None:
+    built = {build.dockerfile for build in compose_builds()}
+    assert built == {path.resolve() for path in DOCKERFILES}
+    skipped = {".venv", "var", ".git"}
+    on_disk = {path.resolve() for path in ROOT.glob("**/Dockerfile") if not skipped & set(path.parts)}
+    assert on_disk == built, "a Dockerfile that docker-compose.yml does not build"
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=IDS)
-def test_build_context_provides_every_copied_file(dockerfile: Path) -> None:
-    patterns = dockerignore_patterns()
-    for source in copy_sources(dockerfile):
-        assert (ROOT / source).exists(), f"{source} does not exist (build context is the repo root)"
-        assert not dockerignore_excludes(source, patterns), f".dockerignore excludes {source}"
+def test_build_contexts_provide_every_copied_file(dockerfile: Path) -> None:
+    build = build_of(dockerfile)
+    for context_name, source in copy_sources(dockerfile):
+        root = build.context if context_name is None else build.named_contexts[context_name]
+        where = f"context {context_name or 'main'} ({root.relative_to(ROOT) or '.'})"
+        assert (root / source).exists(), f"{source} does not exist in the {where}"
+        patterns = dockerignore_patterns(build.ignore_file(context_name))
+        assert not dockerignore_excludes(source, patterns), f"the {where} .dockerignore excludes {source}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=IDS)
+def test_every_context_filters_secrets_and_bytecode(dockerfile: Path) -> None:
+    build = build_of(dockerfile)
+    for context_name in [None, *build.named_contexts]:
+        ignore_file = build.ignore_file(context_name)
+        assert ignore_file is not None, f"{dockerfile}: context {context_name or 'main'} has no .dockerignore"
+        patterns = dockerignore_patterns(ignore_file)
+        for path in (".env", ".env.local", "src/filmrec/__pycache__/x.pyc", "__pycache__/main.pyc"):
+            assert dockerignore_excludes(path, patterns), f"{ignore_file} lets {path} in"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=IDS)
@@ -130,8 +210,18 @@ def test_api_image_checks_health() -> None:
     assert healthchecks and "/health" in healthchecks[0]
 
 
-def test_api_dockerignore_explains_the_root_one() -> None:
-    # With the repository root as context Docker never reads api/.dockerignore.
-    assert ".dockerignore" in (ROOT / "api" / ".dockerignore").read_text(encoding="utf-8")
-    assert dockerignore_excludes(".env", dockerignore_patterns())
-    assert dockerignore_excludes("src/filmrec/__pycache__/x.pyc", dockerignore_patterns())
+def test_api_image_builds_from_api_dir_with_the_package_as_named_context() -> None:
+    """api/.dockerignore is the file Docker reads: api/ is the API image's main context."""
+    build = build_of(ROOT / "api" / "Dockerfile")
+    assert build.context == (ROOT / "api").resolve()
+    assert build.ignore_file(None) == ROOT / "api" / ".dockerignore"
+    assert build.named_contexts == {"filmrec": ROOT}
+    sources = copy_sources(ROOT / "api" / "Dockerfile")
+    assert (None, "main.py") in sources, "the image runs the api/main.py entry point"
+    assert ("filmrec", "src") in sources
+    # Nothing but the entry point enters from api/: not the Dockerfile, not api/.env.
+    patterns = dockerignore_patterns(build.ignore_file(None))
+    for path in ("Dockerfile", ".env.example", ".dockerignore"):
+        assert dockerignore_excludes(path, patterns), path
+    cmd = [arguments for keyword, arguments in instructions(ROOT / "api" / "Dockerfile") if keyword == "CMD"]
+    assert cmd and '"main:app"' in cmd[-1]
