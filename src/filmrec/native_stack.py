@@ -52,6 +52,8 @@ BUNDLED_DATA = REPO / "data" / "ml-latest-small"
 SPARK_JOBS = REPO / "spark" / "jobs"
 SPARK_CONFIG = REPO / "spark" / "config"
 API_ENTRY_DIR = REPO / "api"  # api/main.py, the API container's entry point
+AIRFLOW_CONFIG_FILE = REPO / "airflow" / "config" / "airflow.cfg"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 # Where docker-compose.yml mounts the shared var volume (FILMREC_VAR_DIR there).
 COMPOSE_VAR_DIR = "/opt/filmrec/var"
 
@@ -422,6 +424,10 @@ class NativeStack:
 
         airflow_db = self.services.postgres.url(user="airflow", password="airflow", database="airflow")
         extra = self.platform_env() | {
+            # The containers' airflow/config/airflow.cfg. What must differ here is set below
+            # as AIRFLOW__* variables, which win over the file: the image paths (dags,
+            # plugins, logs: LocalAirflow), the auth manager and the 2-core sizing.
+            "AIRFLOW_CONFIG": str(AIRFLOW_CONFIG_FILE),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
             # Airflow derives an asyncpg URL otherwise; psycopg 3 (installed) is async too.
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": airflow_db,
@@ -432,6 +438,7 @@ class NativeStack:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
             # No FAB provider in the venv: the simple auth manager, everyone admin (dev only,
             # bound to 127.0.0.1).
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API__HOST": HOST,
             "AIRFLOW__API__PORT": str(self.ports.airflow),
