@@ -77,6 +77,7 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         "CACHE_WARM_ON_SWAP",
         "CACHE_WARM_K",
         "REDIS_TIMEOUT_SECONDS",
+        "SCORING_THREADS",
     },
     **dict.fromkeys(
         AIRFLOW_SERVICES,

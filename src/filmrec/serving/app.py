@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mlflow_env = fail_fast_mlflow_http(settings)
         state = build_state(settings)
+        state.scoring_limiter = anyio.CapacityLimiter(settings.scoring_threads)
         app.state.filmrec = state
         _prepare_database(state)
         state.loader.refresh()

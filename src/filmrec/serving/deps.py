@@ -10,11 +10,14 @@ from filmrec.serving.model_holder import LoadedModel
 from filmrec.serving.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+# Both are `async def` although they never await: FastAPI runs a plain `def`
+# dependency in its thread pool, and two thread hops per request (with the GIL
+# contended by every other request's hops) cost more than the work they guard.
+async def get_state(request: Request) -> AppState:
     return request.app.state.filmrec
 
 
-def get_model(state: Annotated[AppState, Depends(get_state)]) -> LoadedModel:
+async def get_model(state: Annotated[AppState, Depends(get_state)]) -> LoadedModel:
     model = state.holder.current
     if model is None:
         raise HTTPException(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import anyio
+
 from filmrec.config import Settings
 from filmrec.metadata.store import MovieStore
 from filmrec.serving.breaker import CircuitBreaker
@@ -26,6 +28,9 @@ class AppState:
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="filmrec-bg")
     )
+    # Bounds the threads scoring requests (SCORING_THREADS); made in the lifespan,
+    # inside the event loop. None: FastAPI's default thread pool.
+    scoring_limiter: anyio.CapacityLimiter | None = None
     # Built on first use by /ready, and only when KAFKA_BOOTSTRAP_SERVERS is set.
     kafka_admin: object | None = None
     # Built on the first POST /ratings, and only when KAFKA_BOOTSTRAP_SERVERS is set.

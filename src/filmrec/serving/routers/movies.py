@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from filmrec.serving.deps import ModelDep, StateDep
@@ -33,11 +35,15 @@ def get_movie(movie_id: MovieId, state: StateDep) -> MovieOut:
     response_model=SimilarMoviesOut,
     responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-def get_similar_movies(movie_id: MovieId, state: StateDep, model: ModelDep, k: TopK = 10) -> SimilarMoviesOut:
+async def get_similar_movies(
+    movie_id: MovieId, state: StateDep, model: ModelDep, k: TopK = 10
+) -> SimilarMoviesOut:
     """Movies closest to this one by cosine similarity of ALS item factors."""
     if not model.recommender.knows_item(movie_id):
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             detail=f"movie {movie_id} is not in model v{model.version} (unknown or never rated)",
         )
-    return similar_movies(state, model, movie_id=movie_id, k=k)
+    # Scoring: on the same few threads as /recommendations.
+    work = partial(similar_movies, state, model, movie_id=movie_id, k=k)
+    return await anyio.to_thread.run_sync(work, limiter=state.scoring_limiter)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Path, Query
 
 from filmrec.serving.deps import ModelDep, StateDep
@@ -19,8 +21,11 @@ TopK = Annotated[int, Query(ge=1, le=100, description="How many movies to return
     response_model=RecommendationsOut,
     responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
-def get_recommendations(
+async def get_recommendations(
     user_id: UserId, state: StateDep, model: ModelDep, k: TopK = 10
 ) -> RecommendationsOut:
     """Top-k movies the user has not rated; the popular ones for an unknown user."""
-    return recommend_for_user(state, model, user_id=user_id, k=k)
+    # The cache, the scoring and the title lookup block: off the event loop, on the
+    # few threads SCORING_THREADS allows (see Settings.scoring_threads for why few).
+    work = partial(recommend_for_user, state, model, user_id=user_id, k=k)
+    return await anyio.to_thread.run_sync(work, limiter=state.scoring_limiter)
