@@ -30,7 +30,7 @@ from tests.integration.service_helpers import (  # noqa: F401 (fixtures)
     trained_on_server,
     wait_for,
 )
-from tests.static.grafana_queries import panel_queries
+from tests.static.grafana_queries import API_METRICS, HISTOGRAMS, panel_queries
 
 pytestmark = pytest.mark.integration
 
@@ -47,17 +47,10 @@ EXPECTED_EMPTY: dict[str, str] = {}
 # registry is per process). So it may be empty, or not.
 MAY_BE_EMPTY = {"5xx ratio"}
 
-SERIES = (
-    "filmrec_http_requests_total",
-    "filmrec_http_request_duration_seconds_bucket",
-    "filmrec_recommendations_served_total",
-    "filmrec_cache_requests_total",
-    "filmrec_model_info",
-    "filmrec_model_age_seconds",
-    "filmrec_model_reloads_total",
-    "filmrec_model_reload_failures_total",
-    "filmrec_kafka_publish_failures_total",
-    "filmrec_dependency_up",
+# Every series the API exports (histograms by their buckets), from the same list the
+# static checks hold dashboards and alerts to.
+SERIES = sorted(
+    {name for name in API_METRICS if name not in HISTOGRAMS} | {f"{name}_bucket" for name in HISTOGRAMS}
 )
 
 

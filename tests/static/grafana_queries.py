@@ -1,12 +1,8 @@
 """Every PromQL query of the provisioned Grafana dashboards.
 
-Used by the static dashboard tests, and meant for a later test that runs each query
-against a real Prometheus:
-
-    import sys; sys.path.insert(0, "tests/static")
-    from tests.static.grafana_queries import panel_queries
-    for query in panel_queries():
-        ...  # GET /api/v1/query?query=<query.expr>
+Used by the static dashboard tests (names and labels), and by
+tests/integration/test_services_prometheus.py, which runs each query against a real
+Prometheus scraping the API and checks that every API metric is there.
 """
 
 from __future__ import annotations
