@@ -75,8 +75,8 @@ def _after_swap(state: AppState, model: LoadedModel) -> None:
         )
     except Exception as error:  # the history is bookkeeping; serving goes on without it
         log.warning("could not record the deployment of v%s: %s", model.version, error)
-    if not state.settings.cache_warm_on_swap:
-        return
+    if not (state.settings.cache_enabled and state.settings.cache_warm_on_swap):
+        return  # with the cache off a warm-up would score every user for nothing
     from filmrec.serving.warmup import warm_cache
 
     try:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
+
+import anyio.to_thread
+from pydantic import ValidationError
 
 from filmrec.metadata.store import MovieInfo
 from filmrec.model.recommender import Recommendations
 from filmrec.serving import metrics
+from filmrec.serving.breaker import CircuitOpenError
 from filmrec.serving.cache import recommendation_key
 from filmrec.serving.model_holder import LoadedModel
 from filmrec.serving.schemas import RecommendationsOut, ScoredMovieOut, SimilarMoviesOut
@@ -50,6 +55,9 @@ def movie_metadata(state: AppState, movie_ids: Sequence[int]) -> Mapping[int, Mo
     """Titles for `movie_ids`; None when the database is down (behind a breaker)."""
     try:
         return state.db_breaker.call(lambda: state.movies.get_many(movie_ids))
+    except CircuitOpenError:  # already logged when the breaker opened; not once per request
+        metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
+        return None
     except Exception as error:  # no titles is better than no recommendations
         metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
         log.warning("movie metadata unavailable: %s", error)
@@ -89,14 +97,34 @@ def recommendations_out(
     )
 
 
-def recommend_for_user(state: AppState, model: LoadedModel, *, user_id: int, k: int) -> RecommendationsOut:
-    key = recommendation_key(model_name=model.name, model_version=model.version, user_id=user_id, k=k)
+def _cached(state: AppState, key: str) -> RecommendationsOut | None:
+    """The cached response, or None; an entry that no longer validates is a miss."""
     cached = _cache_get(state, key)
+    if cached is None:
+        return None
+    try:
+        response = RecommendationsOut.model_validate(cached | {"source": "cache"})
+    except (ValidationError, TypeError) as error:  # another schema, another writer: recompute
+        _cache_failed(error, "decode")
+        return None
+    metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
+    return response
+
+
+def _cached_or_scored(
+    state: AppState, model: LoadedModel, *, key: str, user_id: int, k: int
+) -> RecommendationsOut | Recommendations:
+    cached = _cached(state, key)
     if cached is not None:
-        metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
-        return RecommendationsOut.model_validate(cached | {"source": "cache"})
+        return cached
     recs = model.recommender.recommend(user_id, k=k)
     metrics.RECOMMENDATIONS_SERVED.labels(strategy=recs.strategy).inc()
+    return recs
+
+
+def _titled(
+    state: AppState, model: LoadedModel, recs: Recommendations, *, key: str, user_id: int, k: int
+) -> RecommendationsOut:
     info = movie_metadata(state, recs.movie_ids.tolist())
     response = recommendations_out(model, recs, info, user_id=user_id, k=k)
     # A list without titles (database down) is served but not cached: it would
@@ -106,13 +134,34 @@ def recommend_for_user(state: AppState, model: LoadedModel, *, user_id: int, k: 
     return response
 
 
-def similar_movies(state: AppState, model: LoadedModel, *, movie_id: int, k: int) -> SimilarMoviesOut:
-    recs = model.recommender.similar(movie_id, k=k)
+async def recommend_for_user(
+    state: AppState, model: LoadedModel, *, user_id: int, k: int
+) -> RecommendationsOut:
+    """Cache, else the model, then titles; the blocking steps run off the event loop.
+
+    The cache lookup and the scoring run on the few scoring threads (SCORING_THREADS):
+    they hold the GIL, or wait briefly on Redis (its own short timeout and retry
+    pause). The title lookup waits on the database, so it runs on the shared thread
+    pool: a slow database must not hold the scoring threads, and with them every hit.
+    """
+    key = recommendation_key(model_name=model.name, model_version=model.version, user_id=user_id, k=k)
+    step = partial(_cached_or_scored, state, model, key=key, user_id=user_id, k=k)
+    result = await anyio.to_thread.run_sync(step, limiter=state.scoring_limiter)
+    if isinstance(result, RecommendationsOut):
+        return result
+    titled = partial(_titled, state, model, result, key=key, user_id=user_id, k=k)
+    return await anyio.to_thread.run_sync(titled)
+
+
+async def similar_movies(state: AppState, model: LoadedModel, *, movie_id: int, k: int) -> SimilarMoviesOut:
+    """Nearest movies by item factors (scoring threads), then titles (shared pool)."""
+    score = partial(model.recommender.similar, movie_id, k=k)
+    recs = await anyio.to_thread.run_sync(score, limiter=state.scoring_limiter)
+    movie_ids = recs.movie_ids.tolist()
+    info = await anyio.to_thread.run_sync(movie_metadata, state, movie_ids)
     return SimilarMoviesOut(
         movie_id=movie_id,
         k=k,
         model_version=model.version,
-        items=scored_items(
-            movie_metadata(state, recs.movie_ids.tolist()), recs.movie_ids.tolist(), recs.scores.tolist()
-        ),
+        items=scored_items(info, movie_ids, recs.scores.tolist()),
     )

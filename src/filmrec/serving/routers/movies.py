@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
-import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from filmrec.serving.deps import ModelDep, StateDep
@@ -44,6 +42,4 @@ async def get_similar_movies(
             status.HTTP_404_NOT_FOUND,
             detail=f"movie {movie_id} is not in model v{model.version} (unknown or never rated)",
         )
-    # Scoring: on the same few threads as /recommendations.
-    work = partial(similar_movies, state, model, movie_id=movie_id, k=k)
-    return await anyio.to_thread.run_sync(work, limiter=state.scoring_limiter)
+    return await similar_movies(state, model, movie_id=movie_id, k=k)

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
-import anyio.to_thread
 from fastapi import APIRouter, Path, Query
 
 from filmrec.serving.deps import ModelDep, StateDep
@@ -25,7 +23,4 @@ async def get_recommendations(
     user_id: UserId, state: StateDep, model: ModelDep, k: TopK = 10
 ) -> RecommendationsOut:
     """Top-k movies the user has not rated; the popular ones for an unknown user."""
-    # The cache, the scoring and the title lookup block: off the event loop, on the
-    # few threads SCORING_THREADS allows (see Settings.scoring_threads for why few).
-    work = partial(recommend_for_user, state, model, user_id=user_id, k=k)
-    return await anyio.to_thread.run_sync(work, limiter=state.scoring_limiter)
+    return await recommend_for_user(state, model, user_id=user_id, k=k)
