@@ -80,8 +80,6 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
     except OSError:
         return False
 
-    return True
-
 
 def _read_pid(path: Path) -> int | None:
     try:
@@ -487,18 +485,24 @@ class Stack:
 
     @property
     def prometheus(self) -> PrometheusServer:
-        return PrometheusServer(self.root / "prometheus", self.prometheus_port, self._prometheus_config())
+        return PrometheusServer(self.root / "prometheus", self.prometheus_port, self._prometheus_config_file)
 
-    def _prometheus_config(self) -> Path:
-        """prometheus/prometheus.native.yml, with its own port if that is not 9090."""
-        source = REPO / "prometheus" / "prometheus.native.yml"
+    @property
+    def _prometheus_config_file(self) -> Path:
+        """prometheus/prometheus.native.yml, or its copy for another port (_write_prometheus_config)."""
         if self.prometheus_port == 9090:
-            return source
-        target = self.root / "prometheus" / "prometheus.yml"
+            return REPO / "prometheus" / "prometheus.native.yml"
+        return self.root / "prometheus" / "prometheus.yml"
+
+    def _write_prometheus_config(self) -> None:
+        """For a port other than 9090: the native config with that port, beside alerts.yml."""
+        target = self._prometheus_config_file
+        if self.prometheus_port == 9090:
+            return
+        source = REPO / "prometheus" / "prometheus.native.yml"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "prometheus" / "alerts.yml", target.parent / "alerts.yml")
         target.write_text(source.read_text().replace(f"{HOST}:9090", f"{HOST}:{self.prometheus_port}"))
-        return target
 
     def env(self) -> dict[str, str]:
         return {
@@ -521,6 +525,7 @@ class Stack:
         print(f"redis       {self.redis.url}", flush=True)
         self.mlflow.start()
         print(f"mlflow      {self.mlflow.url}", flush=True)
+        self._write_prometheus_config()  # once, before the start (not on every .prometheus)
         self.prometheus.start()
         print(f"prometheus  {self.prometheus.url}", flush=True)
         env = self.env()

@@ -406,14 +406,18 @@ class NativeStack:
             self.run_dir,
         )
 
+    @property
     def spark_conf_dir(self) -> Path:
-        """spark/config/ rendered for this machine (see render_spark_conf)."""
-        return render_spark_conf(conf_dir=self.root / "spark" / "conf", var_dir=self.var_dir)
+        """Where `up` and `submit` render spark/config/ for this machine (render_spark_conf)."""
+        return self.root / "spark" / "conf"
+
+    def _render_spark_conf(self) -> None:
+        render_spark_conf(conf_dir=self.spark_conf_dir, var_dir=self.var_dir)
 
     def _spark_env(self) -> dict[str, str]:
         return os.environ | {
             "SPARK_HOME": str(spark_home()),
-            "SPARK_CONF_DIR": str(self.spark_conf_dir()),
+            "SPARK_CONF_DIR": str(self.spark_conf_dir),
             "SPARK_LOCAL_IP": HOST,  # also the address the web UIs bind to
             "SPARK_DAEMON_MEMORY": "512m",
             "PYSPARK_PYTHON": sys.executable,
@@ -448,7 +452,7 @@ class NativeStack:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "300",
             "SPARK_DRIVER_MEMORY": "1g",
             # The task drivers read spark/config/ as in the Airflow image.
-            "SPARK_CONF_DIR": str(self.spark_conf_dir()),
+            "SPARK_CONF_DIR": str(self.spark_conf_dir),
             **self._airflow_secrets(),
         }
         return LocalAirflow(self.root / "airflow", spark_master=self.master_url, extra_env=extra)
@@ -538,6 +542,8 @@ class NativeStack:
             states[name] = value
             log(f"{name:<22} {value}  ({HOST}:{getattr(self.ports, name)})")
 
+        # Once per `up`, before anything that reads it (daemons, Airflow's drivers).
+        self._render_spark_conf()
         for daemon in (self.spark_master(), self.spark_worker()):
             states[daemon.name] = daemon.up()
             log(f"{daemon.name:<22} {states[daemon.name]}  (http://{HOST}:{daemon.port})")
@@ -663,6 +669,7 @@ class NativeStack:
             raise StackError(f"no such job: {script}")
         jobs_dir = self.root / "jobs"
         jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._render_spark_conf()  # the driver reads it; cheap, and current with spark/config/
         stamp = f"{job}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         result_path, log_path = jobs_dir / f"{stamp}.json", jobs_dir / f"{stamp}.log"
         jars = cached_jars(self._settings().jars_dir)
@@ -693,7 +700,7 @@ class NativeStack:
             | self.platform_env()
             | {
                 "SPARK_HOME": str(spark_home()),
-                "SPARK_CONF_DIR": str(self.spark_conf_dir()),
+                "SPARK_CONF_DIR": str(self.spark_conf_dir),
                 "PYSPARK_PYTHON": sys.executable,  # executors run the venv's Python (filmrec installed)
                 "PYSPARK_DRIVER_PYTHON": sys.executable,
                 "SPARK_DRIVER_MEMORY": "1g",

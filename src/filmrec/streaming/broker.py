@@ -225,8 +225,6 @@ def serves_metadata(bootstrap_servers: str, timeout: float = 3.0) -> bool:
     except KafkaException:
         return False
 
-    return True
-
 
 def _running_pid(layout: BrokerLayout, role: str) -> int | None:
     """The pid recorded for `role` if that process is alive and is really ours."""
