@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,6 @@ MOVIELENS_DIR_ENV = "FILMREC_MOVIELENS_DIR"
 _IMAGE_MOVIELENS = Path("/opt/filmrec/data/ml-latest-small")
 
 API_URL_ENV = "API_URL"
-API_RELOAD_PATH_ENV = "API_RELOAD_PATH"
 
 
 def spark_jobs_dir() -> Path:
@@ -185,14 +184,6 @@ def evaluate_promotion(settings: Settings, result_path: str | Path) -> dict[str,
 # --- als_training: 5. warm the cache ----------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    if isinstance(value, dict | list | str | int | float | bool) or value is None:
-        return value
-    return str(value)
-
-
 def warm_serving_cache(settings: Settings) -> dict[str, Any]:
     """Pre-compute the new champion's recommendations into Redis, if there is one."""
     if not settings.redis_url:
@@ -202,7 +193,7 @@ def warm_serving_cache(settings: Settings) -> dict[str, Any]:
 
     outcome = warm_cache(settings)
     log.info("cache warmed: %s", outcome)
-    return {"warmed": True, "outcome": _jsonable(outcome)}
+    return {"warmed": True, "outcome": outcome.as_dict()}
 
 
 # --- als_training: 6. the API picks up the new champion ----------------------------
@@ -218,10 +209,9 @@ def notify_api(
     """Make sure the API serves `model_version`, or say that it will on its next poll.
 
     The API polls the registry for alias changes every MODEL_POLL_SECONDS and swaps
-    models atomically, so nothing has to be pushed. With API_URL set, the task asks
-    for an immediate reload when API_RELOAD_PATH names an endpoint for it, and
-    then waits until GET /model reports the new version, so a finished DAG run
-    means the API serves the new model.
+    models atomically, so nothing has to be pushed. With API_URL set, the task waits
+    until GET /model reports the new version, so a finished DAG run means the API
+    serves the new model.
     """
     import httpx
 
@@ -236,9 +226,6 @@ def notify_api(
     # Two polls and a model load: past that the API is not picking the model up.
     timeout_seconds = timeout_seconds or 2 * settings.model_poll_seconds + 60
     with httpx.Client(base_url=api_url, timeout=10.0) as http:
-        reload_path = os.environ.get(API_RELOAD_PATH_ENV)
-        if reload_path:
-            http.post(reload_path).raise_for_status()
         deadline = time.monotonic() + timeout_seconds
         served = None
         while time.monotonic() < deadline:
@@ -307,7 +294,7 @@ def replay_ratings(settings: Settings, ratings_csv: str | Path) -> dict[str, Any
     from filmrec.streaming.replay import replay
 
     report = replay(Path(ratings_csv), settings=settings, progress=False)
-    outcome = _jsonable(report)
+    outcome = report.as_dict()
     log.info("replayed %s: %s", ratings_csv, outcome)
     if report.failed:
         raise RuntimeError(f"{report.failed} events were not delivered to Kafka")
