@@ -8,7 +8,6 @@ because CI installs and starts everything itself.
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -27,17 +26,12 @@ def require(condition: bool, missing: str) -> None:
     pytest.skip(f"missing: {missing}")  # reached only off CI: under CI=true the line above fails
 
 
-def require_binary(name: str, *, package: str) -> str:
-    path = shutil.which(name)
-    require(path is not None, f"`{name}` (install {package})")
-    assert path is not None
-    return path
-
-
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never let a developer's .env or a previous test's cached settings leak in."""
-    from filmrec.config import get_settings
+    from filmrec.config import Settings, get_settings
 
-    monkeypatch.chdir(os.environ.get("FILMREC_TEST_CWD", os.getcwd()))
+    # Settings reads ./.env by default (init.sh writes one); tests that want a file
+    # pass _env_file themselves.
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
     get_settings.cache_clear()
