@@ -11,8 +11,10 @@ Run once, by hand (`airflow dags trigger bootstrap_movielens`):
    **replayed to Kafka** and **ingested** by the streaming job, as live ratings
    would be; otherwise they are **loaded** into Delta directly.
 
-Every step is idempotent: running the DAG again adds nothing. Then trigger
-`als_training`.
+Running the DAG again adds no rows: loads upsert, and replayed events carry
+content-based ids that ingestion de-duplicates. (The Kafka route does publish the
+events again, so the topic grows.) Do not run it while `ratings_ingestion` runs:
+both ingest through the one streaming checkpoint. Then trigger `als_training`.
 """
 
 from __future__ import annotations

@@ -58,10 +58,10 @@ class Settings(BaseSettings):
     cache_retry_seconds: float = Field(default=2.0, gt=0, alias="CACHE_RETRY_SECONDS")
     cache_warm_on_swap: bool = Field(default=True, alias="CACHE_WARM_ON_SWAP")
     cache_warm_k: int = Field(default=10, ge=1, le=100, alias="CACHE_WARM_K")
-    # Threads that score and look up titles for /recommendations at once, per process.
-    # Scoring holds the GIL; more threads than this make requests queue on the GIL
-    # instead (measured: 16 connections, 1 thread ~3x the throughput of 40, see README).
-    # Scale out with processes (uvicorn --workers), not threads.
+    # Threads per process that do the cache lookup and the scoring of recommendation
+    # requests (title lookups wait on the database and use the shared pool). Scoring
+    # holds the GIL: more threads only queue on it (measured: 16 connections, 1 thread
+    # ~2.6x the throughput of 40, see README). Scale out with processes (--workers).
     scoring_threads: int = Field(default=1, ge=1, le=64, alias="SCORING_THREADS")
     # The API's MLflow calls (alias polls, model downloads): fail fast, the poller retries.
     mlflow_request_timeout_seconds: float = Field(default=10.0, gt=0, alias="MLFLOW_REQUEST_TIMEOUT_SECONDS")
