@@ -236,3 +236,26 @@ def test_killed_ingestion_reruns_to_the_same_result(streaming_spark, kafka_setti
     report = run_ingestion(spark, settings)
     assert report.lag == 0
     assert_expected_tables(spark, settings, dataset)
+
+
+def test_a_rating_posted_to_the_api_reaches_delta(streaming_spark, kafka_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """POST /ratings -> the real broker -> ingestion -> raw and clean Delta rows."""
+    from fastapi.testclient import TestClient
+
+    from filmrec.serving.app import create_app
+
+    # No model is needed to accept ratings; MLflow and SQLite state stay in tmp_path.
+    settings = kafka_settings.model_copy(update={"var_dir": tmp_path / "var"})
+    ensure_topic(settings)  # kafka-init's job on the platform
+    with TestClient(create_app(settings)) as api:
+        response = api.post("/ratings", json={"user_id": 7, "movie_id": 31, "rating": 4.5})
+    assert response.status_code == 202, response.text
+    event_id = response.json()["event_id"]
+
+    report = run_ingestion(streaming_spark, settings)
+    assert (report.read, report.written, report.quarantined) == (1, 1, 0)
+    tables = LakehouseTables(settings.lakehouse_path)
+    raw = read_table(streaming_spark, tables.raw_ratings).collect()
+    rows = [(r.event_id, r.user_id, r.movie_id, r.rating, r.source) for r in raw]
+    assert rows == [(event_id, 7, 31, 4.5, "api")]
+    assert clean_rows(streaming_spark, tables) == {(7, 31): (4.5, event_id)}
