@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from filmrec.config import Settings, get_settings
+from filmrec.training.params import GRIDS
 
 log = logging.getLogger("filmrec")
 
@@ -61,16 +62,10 @@ def cmd_sync_movies(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _grid(name: str):  # type: ignore[no-untyped-def]
-    from filmrec.training.params import DEFAULT_GRID, QUICK_GRID
-
-    return {"default": DEFAULT_GRID, "quick": QUICK_GRID}[name]
-
-
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from filmrec.pipeline import train
 
-    result = train(_spark(settings, "filmrec-train"), settings, grid=_grid(args.grid))
+    result = train(_spark(settings, "filmrec-train"), settings, grid=GRIDS[args.grid])
     print(json.dumps(result.as_dict(), indent=2, default=str))
     return 0
 
@@ -135,7 +130,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     _step(3, total, f"Copying movie metadata to {settings.effective_database_url} ...")
     print(f"  movies new or changed: {sync_metadata(spark, settings)}")
     _step(4, total, "Training ALS on Spark, evaluating, logging to MLflow ...")
-    result = train(spark, settings, grid=_grid(args.grid))
+    result = train(spark, settings, grid=GRIDS[args.grid])
     spark.stop()
     m, b = result.metrics, result.baseline_metrics
     print(f"  model v{result.model_version} (run {result.run_id}), data version {result.data_version}")
@@ -201,14 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_sync_movies
     )
     train = sub.add_parser("train", help="train, evaluate, register and maybe promote")
-    train.add_argument("--grid", choices=["default", "quick"], default="default")
+    train.add_argument("--grid", choices=sorted(GRIDS), default="default")
     train.set_defaults(func=cmd_train)
     serve = sub.add_parser("serve", help="run the API")
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(func=cmd_serve)
     demo = sub.add_parser("demo", help="load, train and serve in one go")
     data_args(demo)
-    demo.add_argument("--grid", choices=["default", "quick"], default="default")
+    demo.add_argument("--grid", choices=sorted(GRIDS), default="default")
     demo.add_argument("--port", type=int, default=None)
     demo.set_defaults(func=cmd_demo)
     generate = sub.add_parser("generate", help="write a synthetic MovieLens-format data set", add_help=False)

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GRID_NAMES = ("default", "quick")
-
 
 def submitted_master() -> str | None:
     """The master spark-submit was given (--master), or None outside spark-submit.
@@ -61,16 +59,16 @@ def parse_grid(spec: str | Sequence[dict[str, Any]]) -> tuple[ALSParams, ...]:
     The list form lets an operator re-train on demand with chosen hyper-parameters
     (`airflow dags trigger als_training -c '{"grid": [{"rank": 32}]}'`).
     """
-    from filmrec.training.params import DEFAULT_GRID, QUICK_GRID, ALSParams
+    from filmrec.training.params import GRIDS, ALSParams
 
     if isinstance(spec, str):
         text = spec.strip()
-        if text in GRID_NAMES:
-            return {"default": DEFAULT_GRID, "quick": QUICK_GRID}[text]
+        if text in GRIDS:
+            return GRIDS[text]
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"grid must be one of {GRID_NAMES} or a JSON list, not {text!r}") from error
+            raise ValueError(f"grid must be one of {sorted(GRIDS)} or a JSON list, not {text!r}") from error
         if isinstance(spec, str):
             return parse_grid(spec)
     if not isinstance(spec, Sequence) or not spec:

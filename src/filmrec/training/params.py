@@ -63,3 +63,6 @@ DEFAULT_GRID: tuple[ALSParams, ...] = (
 
 # For tests and quick looks: one small, fast configuration.
 QUICK_GRID: tuple[ALSParams, ...] = (ALSParams(rank=16, max_iter=8, reg_param=0.1, confidence="binary"),)
+
+# The grids by the names the CLI, the DAGs and the benchmarks accept.
+GRIDS: dict[str, tuple[ALSParams, ...]] = {"default": DEFAULT_GRID, "quick": QUICK_GRID}
