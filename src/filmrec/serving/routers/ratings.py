@@ -57,6 +57,8 @@ def _publisher(state: AppState):  # type: ignore[no-untyped-def]
 )
 def post_rating(rating: RatingIn, state: StateDep) -> RatingAcceptedOut:
     """Validate one rating and publish it to Kafka; it reaches Delta on the next ingestion."""
+    from confluent_kafka import KafkaException
+
     from filmrec.streaming.producer import PublishError
 
     if not state.settings.kafka_bootstrap_servers:
@@ -74,7 +76,7 @@ def post_rating(rating: RatingIn, state: StateDep) -> RatingAcceptedOut:
     )
     try:
         _publisher(state).publish(event, PUBLISH_TIMEOUT_SECONDS)
-    except PublishError as error:
+    except (PublishError, KafkaException) as error:  # KafkaException: a producer that cannot be built
         metrics.KAFKA_PUBLISH_FAILURES.inc()
         metrics.DEPENDENCY_UP.labels(dependency="kafka").set(0)
         raise HTTPException(
