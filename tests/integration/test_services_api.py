@@ -191,3 +191,28 @@ def test_ready_reports_kafka_when_configured(trained_on_server) -> None:  # type
         assert time.perf_counter() - started < 5, "the metadata request is bounded"
         assert kafka["status"] == "down" and kafka["latency_ms"] is not None
         assert metric_value(client, "filmrec_dependency_up", dependency="kafka") == 0
+
+
+def test_the_dag_warm_task_fills_redis(spark, trained_on_server, fresh_pg_database, redis_url) -> None:  # type: ignore[no-untyped-def]
+    """als_training's warm_cache task on the platform: the champion's lists land in Redis."""
+    import redis
+
+    from filmrec.orchestration.tasks import warm_serving_cache
+    from filmrec.pipeline import sync_metadata
+
+    # No warm-up by the API itself: whatever is cached below came from the task.
+    settings = trained_on_server.settings(
+        DATABASE_URL=fresh_pg_database, REDIS_URL=redis_url, CACHE_WARM_ON_SWAP=False
+    )
+    sync_metadata(spark, settings)  # the DAG's sync_movie_metadata runs before warm_cache
+    outcome = warm_serving_cache(settings)
+    assert outcome["warmed"], outcome
+    report = outcome["outcome"]
+    assert report["entries"] == report["users"] > 0 and report["k"] == settings.cache_warm_k
+
+    prefix = model_key_prefix(model_name=settings.model_name, model_version=report["model_version"])
+    cache = redis.Redis.from_url(redis_url)
+    assert len(list(cache.scan_iter(f"{prefix}:u*:k{report['k']}"))) == report["entries"]
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/model").json()["version"] == report["model_version"]
+        assert _recommend(client, 1, k=report["k"])["source"] == "cache"
