@@ -80,6 +80,23 @@ class RecommenderContract:
             )
         np.testing.assert_array_equal(loaded.popular_items, model.popular_items)
 
+    def test_online_ratings_are_never_recommended_back(self, model: FactorRecommender) -> None:
+        # A known user rates two more of their group's items; a new user rates three.
+        for user, online in ((1, {GROUPS["A"][1]: 5.0, GROUPS["A"][4]: 4.0}),
+                             (999_998, {m: 5.0 for m in GROUPS["B"][:3]})):  # fmt: skip
+            recs = model.recommend(user, k=model.n_items, online=online)
+            assert not set(recs.movie_ids.tolist()) & set(online)
+            assert not set(recs.movie_ids.tolist()) & set(model.rated_movie_ids(user).tolist())
+            expected = "fold-in" if model.can_fold_in else ("model" if model.knows_user(user) else "popular")
+            assert recs.strategy == expected
+
+    def test_a_new_user_is_folded_in_towards_their_taste(self, model: FactorRecommender) -> None:
+        if not model.can_fold_in:
+            pytest.skip("this family has no fold-in (it serves popularity to new users)")
+        recs = model.recommend(999_997, k=3, online={m: 5.0 for m in GROUPS["B"][:3]})
+        assert recs.strategy == "fold-in"
+        assert set(recs.movie_ids.tolist()) == set(GROUPS["B"][3:])
+
     def test_similar_items_exclude_the_item_itself(self, model: FactorRecommender) -> None:
         recs = model.similar(101, k=5)
         assert 101 not in recs.movie_ids

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from filmrec.model.fold_in import FoldInConfig
 from filmrec.model.recommender import FactorRecommender
 from filmrec.training.factor_models import assemble
 from filmrec.training.params import ALSParams
@@ -16,7 +17,10 @@ if TYPE_CHECKING:
 
 
 def preference_strength(params: ALSParams) -> Column:
-    """The value ALS fits: the rating itself, or a strength derived from it (implicit)."""
+    """The value ALS fits: the rating itself, or a strength derived from it (implicit).
+
+    model.fold_in.preference_strength is its numpy twin: the two must stay equal.
+    """
     from pyspark.sql import functions as F
 
     if not params.implicit_prefs or params.confidence == "rating":
@@ -63,4 +67,17 @@ def fit_als(ratings: DataFrame, params: ALSParams, *, ratings_pdf: pd.DataFrame)
         user_factors=np.array(users["features"].tolist(), dtype=np.float32).reshape(len(users), params.rank),
         item_ids=items["id"].to_numpy(dtype=np.int64),
         item_factors=np.array(items["features"].tolist(), dtype=np.float32).reshape(len(items), params.rank),
+        fold_in=fold_in_params(params),
+    )
+
+
+def fold_in_params(params: ALSParams) -> FoldInConfig | None:
+    """What fold-in must repeat of this fit; None where it cannot (non-negative ALS uses NNLS)."""
+    if params.nonnegative:
+        return None
+    return FoldInConfig(
+        implicit_prefs=params.implicit_prefs,
+        alpha=params.alpha,
+        reg_param=params.reg_param,
+        confidence=params.confidence,
     )

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from filmrec.model.fold_in import FoldInConfig, FoldInSolver
 from filmrec.model.recommender import FactorRecommender, build_rated_csr
 
 
@@ -29,33 +30,49 @@ def assemble(
     user_factors: npt.NDArray[np.float32],
     item_ids: npt.NDArray[np.int64],
     item_factors: npt.NDArray[np.float32],
+    fold_in: FoldInConfig | None = None,
 ) -> FactorRecommender:
     """A recommender from factors and the ratings whose items it must never recommend.
 
     Users and items are sorted by id; users who rated only unknown items keep no
-    factors and get the popularity fallback.
+    factors and get the popularity fallback. `ratings` may carry `rated_at` (kept so
+    the API can tell which new ratings the model already has). `fold_in` holds the
+    training parameters that fold-in repeats; without it the model serves no fold-in.
     """
     user_order = np.argsort(user_ids)
     item_order = np.argsort(item_ids)
     user_ids, user_factors = user_ids[user_order], user_factors[user_order]
     item_ids, item_factors = item_ids[item_order], item_factors[item_order]
     known = ratings[ratings["user_id"].isin(user_ids) & ratings["movie_id"].isin(item_ids)]
-    indptr, indices = build_rated_csr(
+    rated = build_rated_csr(
         np.searchsorted(user_ids, known["user_id"].to_numpy()),
         np.searchsorted(item_ids, known["movie_id"].to_numpy()),
         n_users=len(user_ids),
+        values=known["rating"].to_numpy(dtype=np.float32) if "rating" in known else None,
+        rated_at_ms=_epoch_ms(known["rated_at"]) if "rated_at" in known else None,
     )
     popular_items, popular_scores = _popularity(ratings, item_ids)
+    item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
     return FactorRecommender(
         user_ids=user_ids.astype(np.int64),
         item_ids=item_ids.astype(np.int64),
         user_factors=np.ascontiguousarray(user_factors, dtype=np.float32),
-        item_factors=np.ascontiguousarray(item_factors, dtype=np.float32),
-        rated_indptr=indptr,
-        rated_indices=indices,
+        item_factors=item_factors,
+        rated_indptr=rated.indptr,
+        rated_indices=rated.indices,
         popular_items=popular_items,
         popular_scores=popular_scores,
+        rated_values=rated.values,
+        rated_at_ms=rated.rated_at_ms,
+        fold_in=FoldInSolver.for_factors(item_factors, fold_in) if fold_in else None,
     )
+
+
+def _epoch_ms(rated_at: pd.Series) -> npt.NDArray[np.int64]:
+    """Timestamps (naive ones read as UTC, as Spark hands them) to epoch milliseconds."""
+    stamps = pd.to_datetime(rated_at, utc=True)
+    # as_unit: pandas keeps whatever resolution it parsed (s, us or ns); fix it first.
+    return stamps.dt.as_unit("ms").astype("int64").to_numpy(dtype=np.int64)
 
 
 def popularity_model(ratings: pd.DataFrame) -> FactorRecommender:

@@ -102,7 +102,8 @@ def train_and_register(
         version = data_version if data_version is not None else table_version(spark, tables.clean_ratings)
         ratings = (
             read_table(spark, tables.clean_ratings, version=version)
-            .select("user_id", "movie_id", "rating")
+            # rated_at travels into the model: the API compares new ratings with it.
+            .select("user_id", "movie_id", "rating", "rated_at")
             .cache()
         )
         all_pdf = ratings.toPandas()
