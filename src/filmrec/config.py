@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # holds the GIL: more threads only queue on it (measured: 16 connections, 1 thread
     # ~2.6x the throughput of 40, see README). Scale out with processes (--workers).
     scoring_threads: int = Field(default=1, ge=1, le=64, alias="SCORING_THREADS")
+    # The real-time loop: the API consumes the ratings topic (when Kafka is configured)
+    # and folds each user's ratings that the model lacks into their vector. A user's
+    # online ratings live this long after their latest one (longer than the retrain
+    # interval: the next model normally contains them first), in Redis when set.
+    online_state_enabled: bool = Field(default=True, alias="ONLINE_STATE_ENABLED")
+    online_state_ttl_seconds: int = Field(default=86_400, ge=60, alias="ONLINE_STATE_TTL_SECONDS")
     # The API's MLflow calls (alias polls, model downloads): fail fast, the poller retries.
     mlflow_request_timeout_seconds: float = Field(default=10.0, gt=0, alias="MLFLOW_REQUEST_TIMEOUT_SECONDS")
 

@@ -25,6 +25,8 @@ from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics
 from filmrec.serving.cache import build_cache
 from filmrec.serving.model_holder import ChampionLoader, LoadedModel, ModelHolder, fail_fast_mlflow_http
+from filmrec.serving.online_state import build_online_state
+from filmrec.serving.rating_stream import RatingStreamConsumer
 from filmrec.serving.routers import health, model, movies, ratings, recommendations
 from filmrec.serving.state import AppState
 
@@ -64,8 +66,27 @@ class RequestMetricsMiddleware:
 __all__ = ["build_cache", "build_state", "create_app"]
 
 
+def _prune_online_state(state: AppState, model: LoadedModel) -> None:
+    """Drop the online ratings the new champion was trained on: it knows them now."""
+    if state.online is None:
+        return
+    recommender = model.recommender
+    try:
+        dropped = state.online.prune(
+            lambda rating: recommender.contains_rating(
+                rating.user_id, rating.movie_id, rated_at_ms=rating.rated_at_ms
+            )
+        )
+    except Exception as error:  # kept ratings only cost a fold-in; retried at the next swap
+        log.warning("could not prune the online state for v%s: %s", model.version, error)
+        return
+    metrics.ONLINE_STATE_PRUNED.inc(dropped)
+    log.info("online state: %d ratings now in model v%s dropped", dropped, model.version)
+
+
 def _after_swap(state: AppState, model: LoadedModel) -> None:
-    """Background work after a new champion is served: history row, then cache warm-up."""
+    """Background work after a new champion is served: history row, online state, warm-up."""
+    _prune_online_state(state, model)
     try:
         state.movies.record_deployment(
             model_name=model.name,
@@ -101,7 +122,12 @@ def build_state(settings: Settings) -> AppState:
         loader=ChampionLoader(settings, holder),
         movies=store,
         cache=build_cache(settings),
+        online=build_online_state(settings) if settings.online_state_enabled else None,
     )
+    if state.online is not None and settings.kafka_bootstrap_servers:
+        state.rating_stream = RatingStreamConsumer(
+            settings, state.online, holder, on_applied=state.visibility.applied
+        )
     state.db_breaker.retry_after_seconds = settings.cache_retry_seconds
     # The loader thread must not wait for the warm-up: it runs on the background worker.
     state.loader.on_swap = lambda model, _previous: state.background.submit(_after_swap, state, model)
@@ -118,15 +144,18 @@ def _prepare_database(state: AppState) -> None:
 
 
 def _shutdown(state: AppState) -> None:
+    if state.rating_stream is not None:
+        state.rating_stream.stop()
     state.loader.stop()
     state.background.shutdown(wait=False, cancel_futures=True)
     try:
         state.movies.close_deployment()
     except Exception as error:
         log.warning("could not close the deployment record: %s", error)
-    close = getattr(state.cache, "close", None)
-    if close is not None:
-        close()
+    for closeable in (state.cache, state.online):
+        close = getattr(closeable, "close", None)
+        if close is not None:
+            close()
     state.movies.engine.dispose()
 
 
@@ -147,6 +176,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _prepare_database(state)
         state.loader.refresh()
         state.loader.start_polling()
+        # After the first load: the consumer skips events the served model contains.
+        if state.rating_stream is not None:
+            state.rating_stream.start()
         yield
         _shutdown(state)
         for name in mlflow_env:

@@ -1,6 +1,7 @@
 """Recommendation caches: in-process by default, Redis when REDIS_URL is set.
 
-Keys carry the model version, so a new champion never serves an old list. Every
+Keys carry the model version, so a new champion never serves an old list, and the
+user's online state version, so a new rating never meets a list cached before it. Every
 cache raises on failure; callers (serving/recommendations.py) count the error and
 answer from the model instead.
 """
@@ -31,8 +32,13 @@ def model_key_prefix(*, model_version: str, model_name: str | None = None) -> st
     return f"{KEY_PREFIX}:{name}v{model_version}"
 
 
-def recommendation_key(*, model_version: str, user_id: int, k: int, model_name: str | None = None) -> str:
-    return f"{model_key_prefix(model_version=model_version, model_name=model_name)}:u{user_id}:k{k}"
+def recommendation_key(
+    *, model_version: str, user_id: int, k: int, model_name: str | None = None, state_version: int = 0
+) -> str:
+    """The key of one list. `state_version` is the user's online state version: a new
+    rating gives a new key on every replica, so no list cached before it is served."""
+    state = f":s{state_version}" if state_version else ""
+    return f"{model_key_prefix(model_version=model_version, model_name=model_name)}:u{user_id}{state}:k{k}"
 
 
 class RecommendationCache(Protocol):

@@ -1,5 +1,8 @@
 """Turning model output into responses: cache first, then the model, then titles.
 
+The user's online state (ratings the model lacks) comes before the cache: its
+version is part of the cache key, and the ratings are folded in when scoring.
+
 Every dependency on this path (cache, metadata database) degrades instead of failing:
 a cache error means computing the list, a database error means items without titles.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -20,6 +24,7 @@ from filmrec.serving import metrics
 from filmrec.serving.breaker import CircuitOpenError
 from filmrec.serving.cache import recommendation_key
 from filmrec.serving.model_holder import LoadedModel
+from filmrec.serving.online_state import EMPTY_STATE, UserOnlineState
 from filmrec.serving.schemas import RecommendationsOut, ScoredMovieOut, SimilarMoviesOut
 from filmrec.serving.state import AppState
 
@@ -111,15 +116,46 @@ def _cached(state: AppState, key: str) -> RecommendationsOut | None:
     return response
 
 
+def online_state(state: AppState, user_id: int) -> UserOnlineState:
+    """The user's ratings the model lacks; none when the state is off or unreachable."""
+    if state.online is None:
+        return EMPTY_STATE
+    try:
+        user_state = state.online.get(user_id)
+    except Exception as error:  # degrade to the model alone: stale for this user, not down
+        metrics.DEPENDENCY_UP.labels(dependency="online_state").set(0)
+        log.debug("online state unavailable: %s", error)
+        return EMPTY_STATE
+    return user_state
+
+
+@dataclass(frozen=True)
+class _Scored:
+    recs: Recommendations
+    key: str
+
+
 def _cached_or_scored(
-    state: AppState, model: LoadedModel, *, key: str, user_id: int, k: int
-) -> RecommendationsOut | Recommendations:
+    state: AppState, model: LoadedModel, *, user_id: int, k: int
+) -> RecommendationsOut | _Scored:
+    user_state = online_state(state, user_id)
+    key = recommendation_key(
+        model_name=model.name,
+        model_version=model.version,
+        user_id=user_id,
+        k=k,
+        state_version=user_state.version,
+    )
     cached = _cached(state, key)
     if cached is not None:
+        state.visibility.served(user_id)
         return cached
-    recs = model.recommender.recommend(user_id, k=k)
+    recs = model.recommender.recommend(user_id, k=k, online=user_state.as_online())
+    state.visibility.served(user_id)
     metrics.RECOMMENDATIONS_SERVED.labels(strategy=recs.strategy).inc()
-    return recs
+    if recs.strategy == "fold-in":
+        metrics.FOLD_INS.inc()
+    return _Scored(recs, key)
 
 
 def _titled(
@@ -137,19 +173,19 @@ def _titled(
 async def recommend_for_user(
     state: AppState, model: LoadedModel, *, user_id: int, k: int
 ) -> RecommendationsOut:
-    """Cache, else the model, then titles; the blocking steps run off the event loop.
+    """Online state, cache, else the model, then titles; blocking steps off the event loop.
 
-    The cache lookup and the scoring run on the few scoring threads (SCORING_THREADS):
-    they hold the GIL, or wait briefly on Redis (its own short timeout and retry
-    pause). The title lookup waits on the database, so it runs on the shared thread
-    pool: a slow database must not hold the scoring threads, and with them every hit.
+    The online-state read, the cache lookup and the scoring run on the few scoring
+    threads (SCORING_THREADS): they hold the GIL, or wait briefly on Redis (its own
+    short timeout and retry pause). The title lookup waits on the database, so it
+    runs on the shared thread pool: a slow database must not hold the scoring
+    threads, and with them every hit.
     """
-    key = recommendation_key(model_name=model.name, model_version=model.version, user_id=user_id, k=k)
-    step = partial(_cached_or_scored, state, model, key=key, user_id=user_id, k=k)
+    step = partial(_cached_or_scored, state, model, user_id=user_id, k=k)
     result = await anyio.to_thread.run_sync(step, limiter=state.scoring_limiter)
     if isinstance(result, RecommendationsOut):
         return result
-    titled = partial(_titled, state, model, result, key=key, user_id=user_id, k=k)
+    titled = partial(_titled, state, model, result.recs, key=result.key, user_id=user_id, k=k)
     return await anyio.to_thread.run_sync(titled)
 
 

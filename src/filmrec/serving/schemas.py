@@ -22,7 +22,12 @@ class ScoredMovieOut(MovieOut):
 class RecommendationsOut(BaseModel):
     user_id: int
     k: int
-    strategy: Literal["model", "popular"]
+    strategy: Literal["model", "fold-in", "popular"] = Field(
+        description=(
+            "model: the trained user vector; fold-in: a vector solved now from the user's ratings, "
+            "including ones the model has not seen yet; popular: a user with no usable ratings"
+        )
+    )
     source: Literal["model", "cache"]
     model_version: str
     items: list[ScoredMovieOut]

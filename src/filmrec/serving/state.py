@@ -1,4 +1,5 @@
-"""What one API process holds: settings, the model, the metadata store, the cache."""
+"""What one API process holds: settings, the model, the metadata store, the cache,
+and the real-time loop (online state, its consumer, the visibility tracker)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import anyio
 
 from filmrec.config import Settings
 from filmrec.metadata.store import MovieStore
+from filmrec.serving import metrics
 from filmrec.serving.breaker import CircuitBreaker
 from filmrec.serving.cache import RecommendationCache
 from filmrec.serving.model_holder import ChampionLoader, ModelHolder
+from filmrec.serving.online_state import OnlineStateStore, VisibilityTracker
+from filmrec.serving.rating_stream import RatingStreamConsumer
 
 
 @dataclass
@@ -21,6 +25,13 @@ class AppState:
     loader: ChampionLoader
     movies: MovieStore
     cache: RecommendationCache
+    # Ratings the served model lacks; None when ONLINE_STATE_ENABLED is false.
+    online: OnlineStateStore | None = None
+    # Reads the ratings topic into `online`; None without Kafka.
+    rating_stream: RatingStreamConsumer | None = None
+    visibility: VisibilityTracker = field(
+        default_factory=lambda: VisibilityTracker(metrics.EVENT_VISIBILITY.observe)
+    )
     # Metadata lookups on the request path: a dead database must not cost every
     # request its connect timeout.
     db_breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker("database"))

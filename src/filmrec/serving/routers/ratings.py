@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -10,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from filmrec.contract import PositiveId, Rating, RatingEvent
 from filmrec.serving import metrics
 from filmrec.serving.deps import StateDep
+from filmrec.serving.online_state import OnlineRating
 from filmrec.serving.schemas import ErrorOut
 from filmrec.serving.state import AppState
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ratings", tags=["ratings"])
 
 # Kafka must acknowledge within this many seconds, or the client gets a 503.
@@ -35,7 +39,10 @@ class RatingIn(BaseModel):
 class RatingAcceptedOut(BaseModel):
     event_id: uuid.UUID
     topic: str
-    status: str = Field(default="accepted", description="published to Kafka; ingested on the next run")
+    status: str = Field(
+        default="accepted",
+        description="published to Kafka: in this user's next recommendations, and in Delta after ingestion",
+    )
 
 
 def _publisher(state: AppState):  # type: ignore[no-untyped-def]
@@ -83,4 +90,19 @@ def post_rating(rating: RatingIn, state: StateDep) -> RatingAcceptedOut:
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"Kafka did not take the rating: {error}"
         ) from error
     metrics.DEPENDENCY_UP.labels(dependency="kafka").set(1)
+    _apply_online(state, event)
     return RatingAcceptedOut(event_id=event.event_id, topic=state.settings.kafka_topic)
+
+
+def _apply_online(state: AppState, event: RatingEvent) -> None:
+    """Read-your-writes: the poster's next request sees the rating without waiting for
+    the consumer (which then finds the event_id applied and changes nothing)."""
+    if state.online is None:
+        return
+    rating = OnlineRating.from_event(event, published_ms=int(time.time() * 1000))
+    try:
+        if state.online.apply(rating):
+            state.visibility.applied(rating.user_id, rating.published_ms)
+    except Exception as error:  # Kafka has it: the consumer applies it when the state is back
+        metrics.DEPENDENCY_UP.labels(dependency="online_state").set(0)
+        log.warning("online state unavailable, rating %s waits for the consumer: %s", event.event_id, error)
