@@ -49,6 +49,27 @@ DEPENDENCY_LATENCY = Gauge(
     "filmrec_dependency_check_seconds", "How long the last /ready check of a dependency took", ["dependency"]
 )
 
+# The real-time loop: the API's consumer of the ratings topic and fold-in scoring.
+ONLINE_EVENTS = Counter(
+    "filmrec_online_events",
+    "Rating events the API's consumer read, by outcome (applied, duplicate_or_older, in_model, invalid)",
+    ["outcome"],
+)
+ONLINE_CONSUMER_LAG = Gauge(
+    "filmrec_online_consumer_lag_messages", "Messages on the ratings topic the API's consumer has not read"
+)
+ONLINE_STATE_USERS = Gauge("filmrec_online_state_users", "Users with ratings the served model does not have")
+ONLINE_STATE_RATINGS = Gauge("filmrec_online_state_ratings", "Ratings held in the online state")
+ONLINE_STATE_PRUNED = Counter(
+    "filmrec_online_state_pruned", "Online ratings dropped because a newly served model contains them"
+)
+FOLD_INS = Counter("filmrec_fold_ins", "User vectors solved at request time from ratings the model lacks")
+EVENT_VISIBILITY = Histogram(
+    "filmrec_event_visibility_seconds",
+    "From a rating event's publication to the first /recommendations answer computed with it",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+
 OFFLINE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "coverage")
 
 
