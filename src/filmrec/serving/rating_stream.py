@@ -174,6 +174,10 @@ class RatingStreamConsumer:
             messages = consumer.consume(num_messages=BATCH_SIZE, timeout=POLL_SECONDS)
             applied_any = False
             for message in messages:
+                if self._stop.is_set():
+                    # Stopped mid-batch: leave the rest uncommitted, as a crash would;
+                    # the next consumer re-reads it and the applied ones are no-ops.
+                    return
                 if message.error() is not None:
                     log.debug("ratings consumer: %s", message.error())
                     continue
