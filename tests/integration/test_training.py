@@ -95,3 +95,20 @@ def test_promotion_needs_a_better_ndcg_under_the_same_protocol(trained_root: Pat
     assert champion_version(client, name=settings.model_name, alias="champion").version == challenger.version
     # Put the original back for the other tests that share this registry.
     client.set_registered_model_alias(settings.model_name, "champion", champion.version)
+
+
+def test_folding_a_trained_user_back_in_reproduces_their_spark_vector(trained_root: Path) -> None:
+    """Spark's last ALS half-step solves each user against the final item factors:
+    the API's fold-in of the same ratings must land on (almost) the same vector."""
+    import numpy as np
+
+    settings = make_settings(trained_root)
+    configure_mlflow(settings)
+    recommender = load_recommender(f"models:/{settings.model_name}@champion")
+    assert recommender.can_fold_in
+    for position in range(0, recommender.n_users, 10):
+        trained = recommender.user_factors[position]
+        folded = recommender.fold_in_vector(int(recommender.user_ids[position]))
+        cosine = float(folded @ trained / (np.linalg.norm(folded) * np.linalg.norm(trained)))
+        assert cosine > 0.999, f"user {recommender.user_ids[position]}: cosine {cosine:.5f}"
+        np.testing.assert_allclose(folded, trained, rtol=0.02, atol=2e-3)
