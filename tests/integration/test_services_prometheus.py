@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from filmrec.serving.app import create_app
+from filmrec.streaming.topics import ensure_topic
 from tests.conftest import require
 from tests.integration.service_helpers import (  # noqa: F401 (fixtures)
     ServerThread,
@@ -74,6 +76,9 @@ def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
 
 def _traffic(api: str, users: list[int]) -> None:
     with httpx.Client(base_url=api, timeout=10) as client:
+        # A rating, then that user's list: the real-time loop's series get data.
+        rating = {"user_id": users[0], "movie_id": 1 + users[0], "rating": 4.0}
+        assert client.post("/ratings", json=rating).status_code == 202
         for user in users:
             assert client.get(f"/recommendations/{user}").status_code == 200  # model, then cache
             assert client.get(f"/recommendations/{user}").status_code == 200
@@ -91,6 +96,7 @@ def test_prometheus_scrapes_the_api_and_grafana_panels_have_data(
     trained_on_server,
     fresh_pg_database,
     redis_url,
+    kafka_bootstrap: str,
     tmp_path: Path,
 ) -> None:
     from filmrec.lakehouse.tables import LakehouseTables
@@ -99,8 +105,13 @@ def test_prometheus_scrapes_the_api_and_grafana_panels_have_data(
 
     require(shutil.which("prometheus") is not None, "`prometheus` (apt-get install -y prometheus)")
     settings = trained_on_server.settings(
-        DATABASE_URL=fresh_pg_database, REDIS_URL=redis_url, CACHE_WARM_ON_SWAP=False
+        DATABASE_URL=fresh_pg_database,
+        REDIS_URL=redis_url,
+        CACHE_WARM_ON_SWAP=False,
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        KAFKA_RATINGS_TOPIC=f"ratings-prometheus-{uuid.uuid4().hex[:10]}",
     )
+    ensure_topic(settings)
     sync_metadata(spark, settings)
     status_file = LakehouseTables(settings.lakehouse_path).ingestion_status
     status_file.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +151,7 @@ def test_prometheus_scrapes_the_api_and_grafana_panels_have_data(
                 r["metric"]["strategy"]
                 for r in _query(prometheus.url, "filmrec_recommendations_served_total")
             }
-            assert {"model", "cache", "popular"} <= strategies
+            assert {"model", "fold-in", "cache", "popular"} <= strategies
             routes = {r["metric"]["route"] for r in _query(prometheus.url, "filmrec_http_requests_total")}
             assert "/recommendations/{user_id}" in routes, "route templates, not raw paths"
             assert not any(route.startswith("/recommendations/1") for route in routes)

@@ -34,9 +34,15 @@ API_METRICS = frozenset(
         "filmrec_ingestion_events_total",
         "filmrec_ingestion_lag_messages",
         "filmrec_ingestion_last_success_timestamp_seconds",
+        "filmrec_event_visibility_seconds",
+        "filmrec_online_events_total",
+        "filmrec_fold_ins_total",
+        "filmrec_online_consumer_lag_messages",
+        "filmrec_online_state_users",
+        "filmrec_online_state_ratings",
     }
 )
-HISTOGRAMS = frozenset({"filmrec_http_request_duration_seconds"})
+HISTOGRAMS = frozenset({"filmrec_http_request_duration_seconds", "filmrec_event_visibility_seconds"})
 KNOWN_METRICS = (
     API_METRICS
     | {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
