@@ -78,6 +78,13 @@ def _streaming(settings: Any, files: MovieLensFiles) -> dict[str, Any]:
     return bench_streaming(files.ratings, settings=settings)
 
 
+def _realtime(settings: Any, files: MovieLensFiles, params: dict[str, Any]) -> dict[str, Any]:
+    """Fold-in quality on held-out users and event-to-visibility time (a real broker and API)."""
+    from filmrec.benchmarks.realtime import run_realtime_bench
+
+    return run_realtime_bench(settings, files, params)
+
+
 def _airflow() -> dict[str, Any]:
     """Wall time of the whole `als_training` DAG on the bundled data (airflow dags test)."""
     from filmrec.orchestration.bench import time_training_dag
@@ -120,7 +127,28 @@ def _print_summary(results: dict[str, Any]) -> None:
                 f"  p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}  x{ratio} of bare  ({row['tool']})"
             )
     for name, section in results.get("extra", {}).items():
-        print(f"{name}: {json.dumps(section)[:400]}")
+        if name == "realtime" and "skipped" not in section:
+            _print_realtime(section)
+        else:
+            print(f"{name}: {json.dumps(section)[:400]}")
+
+
+def _print_realtime(section: dict[str, Any]) -> None:
+    quality, visibility = section["fold_in_quality"], section["event_to_visibility"]
+    p50, p99, worst = (visibility[f"{name}_seconds"] * 1000 for name in ("p50", "p99", "max"))
+    print(f"real-time loop ({quality['protocol']}):")
+    print(
+        f"  nDCG@10 fold-in users {quality['ndcg_at_10_fold_in_users']:.4f}, in-model users "
+        f"{quality['ndcg_at_10_in_model_users']:.4f} (x{quality['fold_in_vs_in_model']}), popularity on "
+        f"held-out {quality['ndcg_at_10_popularity_on_held_out']:.4f} (x{quality['fold_in_vs_popularity']}); "
+        f"target {quality['target']}: {'MET' if quality['target_met'] else 'NOT MET'}"
+    )
+    print(
+        f"  event to visibility over {visibility['probes']} probes, "
+        f"{visibility['background_events_per_second']:g} background events/s: "
+        f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {worst:.0f} ms; "
+        f"target {visibility['target']}: {'MET' if visibility['target_met'] else 'NOT MET'}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["api", "streaming", "airflow"],
+        choices=["api", "streaming", "realtime", "airflow"],
         help="leave a section out (recorded as skipped)",
     )
     args = parser.parse_args(argv)
@@ -163,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, Callable[[], dict[str, Any]]] = {
         "api": lambda: run_api_bench(env, user_ids, seconds=args.seconds),
         "streaming": lambda: _streaming(settings, files),
+        "realtime": lambda: _realtime(settings, files, results["training"]["chosen_params"]),
         "airflow": _airflow,
     }
     results["extra"] = {}

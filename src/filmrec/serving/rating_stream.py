@@ -171,7 +171,10 @@ class RatingStreamConsumer:
 
     def _consume(self, consumer: Consumer) -> None:
         while not self._stop.is_set():
-            messages = consumer.consume(num_messages=BATCH_SIZE, timeout=POLL_SECONDS)
+            # poll() returns on the first message; consume() would wait out its whole
+            # timeout for a full batch, which is latency a quiet topic should not pay.
+            first = consumer.poll(POLL_SECONDS)
+            messages = [first, *consumer.consume(num_messages=BATCH_SIZE - 1, timeout=0)] if first else []
             applied_any = False
             for message in messages:
                 if self._stop.is_set():

@@ -27,7 +27,7 @@ from filmrec.streaming.topics import DEFAULT_BOOTSTRAP_SERVERS
 
 
 @contextlib.contextmanager
-def _bootstrap(settings: Settings, scratch: Path) -> Iterator[str]:
+def bench_broker(settings: Settings, scratch: Path) -> Iterator[str]:
     """The configured broker, else a running `make kafka-up` one, else a private one."""
     if settings.kafka_bootstrap_servers:
         yield settings.kafka_bootstrap_servers
@@ -64,7 +64,7 @@ def bench_streaming(
     settings = settings or get_settings()
     with (
         tempfile.TemporaryDirectory(prefix="filmrec-bench-") as scratch,
-        _bootstrap(settings, Path(scratch)) as bootstrap,
+        bench_broker(settings, Path(scratch)) as bootstrap,
     ):
         run_settings = settings.model_copy(
             update={
