@@ -88,3 +88,29 @@ def test_visibility_is_observed_once_when_the_user_is_next_served() -> None:
     tracker.served(7)
     tracker.served(7)
     assert len(observed) == 1 and 0.2 <= observed[0] < 5
+
+
+def test_a_new_model_prunes_exactly_the_ratings_it_was_trained_on() -> None:
+    import pandas as pd
+
+    from filmrec.serving.online_state import prune_contained
+    from filmrec.training.factor_models import popularity_model
+
+    trained_at = pd.Timestamp("2024-01-01", tz="UTC")
+    trained_ms = int(trained_at.timestamp() * 1000)
+    train = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2],
+            "movie_id": [10, 11, 10],
+            "rating": [4.0, 3.0, 5.0],
+            "rated_at": [trained_at] * 3,
+        }
+    )
+    model = popularity_model(train)
+    store = InProcessOnlineState(ttl_seconds=3600)
+    store.apply(rating(1, 10, 4.0, rated_at_ms=trained_ms))  # the very rating the model has
+    store.apply(rating(1, 11, 5.0, rated_at_ms=trained_ms + 60_000))  # re-rated after training
+    store.apply(rating(2, 12, 2.0, rated_at_ms=trained_ms - 60_000))  # a movie the model lacks
+    assert prune_contained(store, model) == 1
+    assert store.get(1).as_online() == {11: 5.0}
+    assert store.get(2).as_online() == {12: 2.0}

@@ -25,7 +25,7 @@ from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics
 from filmrec.serving.cache import build_cache
 from filmrec.serving.model_holder import ChampionLoader, LoadedModel, ModelHolder, fail_fast_mlflow_http
-from filmrec.serving.online_state import build_online_state
+from filmrec.serving.online_state import build_online_state, prune_contained
 from filmrec.serving.rating_stream import RatingStreamConsumer
 from filmrec.serving.routers import health, model, movies, ratings, recommendations
 from filmrec.serving.state import AppState
@@ -70,13 +70,8 @@ def _prune_online_state(state: AppState, model: LoadedModel) -> None:
     """Drop the online ratings the new champion was trained on: it knows them now."""
     if state.online is None:
         return
-    recommender = model.recommender
     try:
-        dropped = state.online.prune(
-            lambda rating: recommender.contains_rating(
-                rating.user_id, rating.movie_id, rated_at_ms=rating.rated_at_ms
-            )
-        )
+        dropped = prune_contained(state.online, model.recommender)
     except Exception as error:  # kept ratings only cost a fold-in; retried at the next swap
         log.warning("could not prune the online state for v%s: %s", model.version, error)
         return

@@ -85,14 +85,17 @@ def observe_model(model: LoadedModel) -> None:
 class IngestionStatusCollector:
     """Re-exposes the status file the Kafka -> Delta ingestion job leaves in the lakehouse.
 
-    The job is a batch (Airflow runs it every 15 minutes) with no endpoint of its own;
-    the API, which Prometheus scrapes anyway, reads the file at scrape time.
+    The job (scheduled availableNow runs, or the continuous query, which rewrites the
+    file after every micro-batch and on a heartbeat) has no endpoint of its own; the
+    API, which Prometheus scrapes anyway, reads the file at scrape time.
     """
 
     def __init__(self, status_file: Path) -> None:
         self.status_file = status_file
 
     def collect(self) -> Iterator[Metric]:
+        from filmrec.streaming.ingest_status import IngestionMode, running_mode
+
         try:
             status = json.loads(self.status_file.read_text())
         except (OSError, ValueError):
@@ -103,17 +106,45 @@ class IngestionStatusCollector:
         for outcome, value in (status.get("totals") or {}).items():
             events.add_metric([outcome], float(value))
         yield events
+        if status.get("batches_total") is not None:
+            yield CounterMetricFamily(
+                "filmrec_ingestion_batches", "Micro-batches the ingestion job has written, over all runs",
+                value=float(status["batches_total"]),
+            )  # fmt: skip
         yield GaugeMetricFamily(
             "filmrec_ingestion_lag_messages", "Kafka messages not yet ingested, at the last run",
             value=float(status.get("lag") or 0),
         )  # fmt: skip
-        if status.get("last_success_at"):
-            success = datetime.fromisoformat(str(status["last_success_at"]).replace("Z", "+00:00"))
+        # Both modes, always: 0 for the one not running, so a panel or an alert sees a
+        # mode stop rather than a series vanish.
+        running = GaugeMetricFamily(
+            "filmrec_ingestion_running",
+            "1 while an ingestion run in this mode is running (a fresh heartbeat in the status file)",
+            labels=["mode"],
+        )
+        current = running_mode(status)
+        for mode in IngestionMode:
+            running.add_metric([mode.value], 1.0 if current is mode else 0.0)
+        yield running
+        if status.get("last_batch_seconds") is not None:
             yield GaugeMetricFamily(
+                "filmrec_ingestion_batch_duration_seconds", "How long the last micro-batch took to write",
+                value=float(status["last_batch_seconds"]),
+            )  # fmt: skip
+        timestamps = {
+            "last_batch_at": (
+                "filmrec_ingestion_last_batch_timestamp_seconds",
+                "When the last micro-batch was written",
+            ),
+            "last_success_at": (
                 "filmrec_ingestion_last_success_timestamp_seconds",
-                "When the ingestion job last succeeded",
-                value=success.timestamp(),
-            )
+                "When the ingestion job last succeeded (a continuous job: last seen caught up)",
+            ),
+        }
+        for key, (name, documentation) in timestamps.items():
+            if status.get(key):
+                moment = datetime.fromisoformat(str(status[key]).replace("Z", "+00:00"))
+                yield GaugeMetricFamily(name, documentation, value=moment.timestamp())
 
 
 def register_ingestion_status(status_file: Path) -> None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from filmrec.config import Settings
     from filmrec.contract import RatingEvent
+    from filmrec.model.recommender import FactorRecommender
 
 KEY_PREFIX = "filmrec:online"
 
@@ -329,6 +330,15 @@ class RedisOnlineState:
 
     def close(self) -> None:
         self.client.close()
+
+
+def prune_contained(store: OnlineStateStore, recommender: FactorRecommender) -> int:
+    """Drop every online rating `recommender` was trained on (or on a later one)."""
+    return store.prune(
+        lambda rating: recommender.contains_rating(
+            rating.user_id, rating.movie_id, rated_at_ms=rating.rated_at_ms
+        )
+    )
 
 
 def build_online_state(settings: Settings) -> OnlineStateStore:

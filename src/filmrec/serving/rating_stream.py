@@ -151,6 +151,7 @@ class RatingStreamConsumer:
                 self._stop.wait(2.0)
                 continue
             self._consumer = consumer
+            self.last_error = None
             metrics.DEPENDENCY_UP.labels(dependency="ratings_stream").set(1)
             try:
                 self._consume(consumer)

@@ -87,6 +87,18 @@ def _registry(state: AppState) -> DependencyOut:
     )
 
 
+def _ratings_stream(state: AppState) -> DependencyOut:
+    """The API's consumer of the ratings topic, as its thread last saw the broker."""
+    stream = state.rating_stream
+    assert stream is not None  # only listed when Kafka is configured
+    up = stream.running and stream.last_error is None
+    metrics.DEPENDENCY_UP.labels(dependency="ratings_stream").set(1 if up else 0)
+    kind = f"consumer ({'shared group' if stream.shared else 'every partition'})"
+    return DependencyOut(
+        name="ratings_stream", kind=kind, status="up" if up else "down", detail=stream.last_error
+    )
+
+
 @router.get("/ready", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
 def ready(state: StateDep, response: Response) -> ReadyOut:
     """Readiness: a model is loaded; each dependency with its status and latency."""
@@ -98,6 +110,10 @@ def ready(state: StateDep, response: Response) -> ReadyOut:
     ]
     if settings.kafka_bootstrap_servers:
         dependencies.append(_check("kafka", "kafka", lambda: _ping_kafka(state)))
+    if state.online is not None:
+        dependencies.append(_check("online_state", state.online.name, state.online.ping))
+    if state.rating_stream is not None:
+        dependencies.append(_ratings_stream(state))
     model = state.holder.current
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
