@@ -10,9 +10,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filmrec.config import Settings, get_settings
+from filmrec.data.movielens import MovieLensFiles
 from filmrec.training.params import GRIDS
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger("filmrec")
 
@@ -21,8 +26,8 @@ def _step(number: int, total: int, text: str) -> None:
     print(f"\n[{number}/{total}] {text}", flush=True)
 
 
-def _files(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from filmrec.data.movielens import MovieLensFiles, find_bundled_dir, verify_checksums
+def _files(args: argparse.Namespace) -> MovieLensFiles:
+    from filmrec.data.movielens import find_bundled_dir, verify_checksums
 
     if args.ratings is None:
         bundled = find_bundled_dir()
@@ -39,7 +44,7 @@ def _files(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     )
 
 
-def _spark(settings: Settings, name: str):  # type: ignore[no-untyped-def]
+def _spark(settings: Settings, name: str) -> SparkSession:
     from filmrec.lakehouse.spark_session import build_spark
 
     return build_spark(app_name=name, settings=settings)

@@ -10,14 +10,14 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 RATING_MIN = 0.5
 RATING_MAX = 5.0
 RATING_STEP = 0.5
-EVENT_SCHEMA_VERSION = 1
+EVENT_SCHEMA_VERSION: Final = 1
 
 
 class QuarantineReason(StrEnum):

@@ -6,7 +6,7 @@ server cost on this machine, so the ratio between the two is the cost of our cod
 
 from fastapi import FastAPI
 
-CONSTANT = {"status": "ok", "items": [1, 2, 3]}
+CONSTANT: dict[str, object] = {"status": "ok", "items": [1, 2, 3]}
 
 app = FastAPI()
 

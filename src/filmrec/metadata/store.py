@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,7 +47,7 @@ def make_engine(url: str, *, timeout_seconds: float = 5.0) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout_seconds})
 
         @event.listens_for(engine, "connect")
-        def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _wal(dbapi_connection: Any, _record: Any) -> None:
             # WAL lets the API read while a sync job writes.
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
 

@@ -18,7 +18,7 @@ shipped in the artifacts with the parameters the model was trained with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +92,7 @@ class FoldInSolver:
             vector = np.linalg.lstsq(a, b, rcond=None)[0]
         return vector.astype(np.float32)
 
-    def as_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+    def as_arrays(self) -> dict[str, Any]:
         """What `save` writes into fold_in.npz."""
         return {
             "item_gram": self.item_gram,
@@ -103,8 +103,8 @@ class FoldInSolver:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, npt.NDArray[np.generic]]) -> FoldInSolver:
-        by_name = {name: name for name in CONFIDENCES}
+    def from_arrays(cls, arrays: dict[str, Any]) -> FoldInSolver:
+        by_name: dict[str, Confidence] = {name: name for name in CONFIDENCES}
         confidence = by_name.get(str(arrays["confidence"]))
         if confidence is None:
             raise ValueError(f"unknown confidence mapping {arrays['confidence']!r} in the model artifacts")

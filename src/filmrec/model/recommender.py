@@ -235,6 +235,7 @@ class FactorRecommender:
         np.save(paths["user_factors"], self.user_factors)
         np.save(paths["item_factors"], self.item_factors)
         np.savez(paths["id_maps"], user_ids=self.user_ids, item_ids=self.item_ids)
+        assert self.rated_values is not None and self.rated_at_ms is not None  # set in __post_init__
         np.savez(
             paths["rated_items"],
             indptr=self.rated_indptr,

@@ -124,8 +124,12 @@ def build_state(settings: Settings) -> AppState:
             settings, state.online, holder, on_applied=state.visibility.applied
         )
     state.db_breaker.retry_after_seconds = settings.cache_retry_seconds
+
     # The loader thread must not wait for the warm-up: it runs on the background worker.
-    state.loader.on_swap = lambda model, _previous: state.background.submit(_after_swap, state, model)
+    def on_swap(model: LoadedModel, _previous: LoadedModel | None) -> None:
+        state.background.submit(_after_swap, state, model)
+
+    state.loader.on_swap = on_swap
     return state
 
 

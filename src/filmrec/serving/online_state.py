@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from filmrec.serving.breaker import CircuitBreaker
 
@@ -275,7 +275,7 @@ class RedisOnlineState:
             self._users_key,
             f"{self.prefix}:clock",
         ]
-        args = [
+        args: list[str | int] = [
             f"m{rating.movie_id}",
             rating.to_json(),
             rating.rated_at_ms,
@@ -285,7 +285,8 @@ class RedisOnlineState:
         ]
         return int(self.breaker.call(lambda: self._apply(keys=keys, args=args)))
 
-    def _parse(self, user_id: int, fields: Mapping[bytes, bytes]) -> Iterator[OnlineRating]:
+    def _parse(self, user_id: int, fields: Mapping[Any, Any]) -> Iterator[OnlineRating]:
+        # Fields come back as bytes (the client does not decode responses).
         for name, payload in fields.items():
             if name.startswith(b"m"):
                 yield OnlineRating.from_json(user_id, int(name[1:]), payload)
@@ -308,7 +309,7 @@ class RedisOnlineState:
                 continue
             for rating in self._parse(user_id, fields):
                 if contains(rating):
-                    args = [f"m{rating.movie_id}", rating.to_json(), user_id]
+                    args: list[str | int] = [f"m{rating.movie_id}", rating.to_json(), user_id]
                     dropped += int(self._prune(keys=[key, self._users_key], args=args))
         return dropped
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -16,6 +17,9 @@ from filmrec.serving.cache import RecommendationCache
 from filmrec.serving.model_holder import ChampionLoader, ModelHolder
 from filmrec.serving.online_state import OnlineStateStore, VisibilityTracker
 from filmrec.serving.rating_stream import RatingStreamConsumer
+
+if TYPE_CHECKING:
+    from filmrec.streaming.producer import RatingPublisher
 
 
 @dataclass
@@ -45,4 +49,4 @@ class AppState:
     # Built on first use by /ready, and only when KAFKA_BOOTSTRAP_SERVERS is set.
     kafka_admin: object | None = None
     # Built on the first POST /ratings, and only when KAFKA_BOOTSTRAP_SERVERS is set.
-    rating_publisher: object | None = None
+    rating_publisher: RatingPublisher | None = None

@@ -13,6 +13,7 @@ import argparse
 import csv
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -70,7 +71,7 @@ def row_to_event(row: list[str]) -> RatingEvent | None:
         user_id, movie_id, rating, timestamp = (int(row[0]), int(row[1]), float(row[2]), int(row[3]))
         event_id = event_id_for(user_id=user_id, movie_id=movie_id, rating=rating, rated_at_epoch=timestamp)
         return RatingEvent(
-            event_id=event_id,
+            event_id=uuid.UUID(event_id),
             user_id=user_id,
             movie_id=movie_id,
             rating=rating,

@@ -59,8 +59,8 @@ def fit_als(ratings: DataFrame, params: ALSParams, *, ratings_pdf: pd.DataFrame)
         checkpointInterval=5,
     )
     fitted = estimator.fit(data)
-    users = fitted.userFactors.toPandas()
-    items = fitted.itemFactors.toPandas()
+    users: pd.DataFrame = fitted.userFactors.toPandas()
+    items: pd.DataFrame = fitted.itemFactors.toPandas()
     return assemble(
         ratings=ratings_pdf,
         user_ids=users["id"].to_numpy(dtype=np.int64),

@@ -11,6 +11,7 @@ Steps, each timed and logged:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -31,12 +32,13 @@ from filmrec.model.registry import (
     promote_if_better,
 )
 from filmrec.training.als import fit_als
-from filmrec.training.evaluation import RankingMetrics, evaluate, rmse
+from filmrec.training.evaluation import evaluate, rmse
 from filmrec.training.factor_models import popularity_model
 from filmrec.training.params import DEFAULT_GRID, ALSParams, EvaluationProtocol
 from filmrec.training.split import split_per_user
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,7 @@ def train_and_register(
             .select("user_id", "movie_id", "rating", "rated_at")
             .cache()
         )
-        all_pdf = ratings.toPandas()
+        all_pdf: pd.DataFrame = ratings.toPandas()
         if all_pdf.empty:
             raise ValueError(f"clean ratings at version {version} are empty: load data first")
 
@@ -134,7 +136,7 @@ def train_and_register(
         chosen = fit_als(train, best_params, ratings_pdf=train_pdf)
         model_metrics = evaluate(chosen, train=train_pdf, test=test_pdf, k=protocol.k)
         if not best_params.implicit_prefs:
-            model_metrics = RankingMetrics(**{**model_metrics.as_dict(), "rmse": rmse(chosen, test_pdf)})
+            model_metrics = dataclasses.replace(model_metrics, rmse=rmse(chosen, test_pdf))
         baseline = evaluate(popularity_model(train_pdf), train=train_pdf, test=test_pdf, k=protocol.k)
 
     with clock.step("refit"):

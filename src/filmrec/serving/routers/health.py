@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from fastapi import APIRouter, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -62,7 +63,7 @@ def _ping_kafka(state: AppState) -> None:
         # One client for the process: each AdminClient starts librdkafka threads.
         state.kafka_admin = AdminClient(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                "bootstrap.servers": settings.kafka_bootstrap_servers or "",
                 "socket.timeout.ms": max(10, int(timeout * 1000)),
                 "log_level": 0,
             }
@@ -115,6 +116,7 @@ def ready(state: StateDep, response: Response) -> ReadyOut:
     if state.rating_stream is not None:
         dependencies.append(_ratings_stream(state))
     model = state.holder.current
+    overall: Literal["ready", "degraded", "not_ready"]
     if model is None:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         overall = "not_ready"

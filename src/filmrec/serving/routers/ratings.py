@@ -5,6 +5,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,9 @@ from filmrec.serving.deps import StateDep
 from filmrec.serving.online_state import OnlineRating
 from filmrec.serving.schemas import ErrorOut
 from filmrec.serving.state import AppState
+
+if TYPE_CHECKING:
+    from filmrec.streaming.producer import RatingPublisher
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ratings", tags=["ratings"])
@@ -45,7 +49,7 @@ class RatingAcceptedOut(BaseModel):
     )
 
 
-def _publisher(state: AppState):  # type: ignore[no-untyped-def]
+def _publisher(state: AppState) -> RatingPublisher:
     from filmrec.streaming.producer import RatingPublisher
 
     with _publisher_lock:
