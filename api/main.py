@@ -3,6 +3,7 @@
 All logic lives in the filmrec package; this file only builds the app.
 """
 
-from filmrec.serving.app import create_app
+from filmrec.serving.app import create_served_app
 
-app = create_app()
+# Refuses the JVM side (pyspark, py4j, delta, airflow) for the whole process, then builds the app.
+app = create_served_app()

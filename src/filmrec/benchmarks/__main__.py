@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filmrec.benchmarks.http_load import ServerProcess, free_port, measure, wait_until_up
+from filmrec.benchmarks.http_load import SERVED_APP, ServerProcess, free_port, measure, wait_until_up
 from filmrec.benchmarks.training import bench_settings, run_training_bench
 from filmrec.config import get_settings
 from filmrec.data.movielens import MovieLensFiles, find_bundled_dir
@@ -33,9 +33,9 @@ def run_api_bench(settings_env: dict[str, str], user_ids: list[int], *, seconds:
     the environment, else the in-process one; "model" turns the cache off.
     """
     bare = ServerProcess("filmrec.benchmarks.bare_app:app", port=free_port())
-    cached = ServerProcess("filmrec.serving.app:create_app", port=free_port(), env=settings_env, factory=True)
+    cached = ServerProcess(SERVED_APP, port=free_port(), env=settings_env, factory=True)
     uncached = ServerProcess(
-        "filmrec.serving.app:create_app",
+        SERVED_APP,
         port=free_port(),
         env=settings_env | {"CACHE_ENABLED": "false"},
         factory=True,

@@ -57,6 +57,10 @@ def wait_until_up(url: str, *, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
+# The API as a serving process starts it (JVM side refused), for uvicorn --factory.
+SERVED_APP = "filmrec.serving.app:create_served_app"
+
+
 class ServerProcess:
     """A uvicorn server in its own process, so the load generator does not share its GIL."""
 

@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from filmrec.benchmarks.http_load import ServerProcess, free_port, wait_until_up
+from filmrec.benchmarks.http_load import SERVED_APP, ServerProcess, free_port, wait_until_up
 from filmrec.config import Settings
 from filmrec.data.movielens import MovieLensFiles
 from filmrec.training.evaluation import user_metrics
@@ -296,7 +296,7 @@ def run_realtime_bench(
                 "KAFKA_RATINGS_TOPIC": run_settings.kafka_topic,
                 "MODEL_POLL_SECONDS": "3600",
             }
-            server = ServerProcess("filmrec.serving.app:create_app", port=free_port(), env=env, factory=True)
+            server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True)
             try:
                 wait_until_up(f"{server.base_url}/ready")
                 with httpx.Client(base_url=server.base_url, timeout=10) as api:

@@ -66,14 +66,39 @@ class FactorRecommenderModel(PythonModel):
         return results
 
 
+# The modules the pyfunc needs at load time, shipped with it (MLflow code_paths), so a
+# model loads where filmrec is not installed. MLflow prepends them to sys.path; a
+# process that has already imported filmrec (the API) keeps using its own modules.
+MODEL_CODE = (
+    "__init__.py",
+    "model/__init__.py",
+    "model/pyfunc.py",
+    "model/recommender.py",
+    "model/fold_in.py",
+)
+
+
+def _model_code(directory: Path) -> Path:
+    """A copy of the `filmrec` package trimmed to MODEL_CODE, for code_paths."""
+    import filmrec
+
+    source = Path(filmrec.__file__).parent  # the installed package itself, not a checkout
+    target = directory / "filmrec"
+    for relative in MODEL_CODE:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).write_bytes((source / relative).read_bytes())
+    return target
+
+
 def log_recommender(recommender: FactorRecommender, *, input_user_id: int) -> str:
     """Log `recommender` as a pyfunc in the active run; return the model URI."""
     with tempfile.TemporaryDirectory(prefix="filmrec-model-") as tmp:
-        paths = recommender.save(Path(tmp))
+        paths = recommender.save(Path(tmp) / "artifacts")
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT_PATH,
             python_model=FactorRecommenderModel(),
             artifacts={name: str(path) for name, path in paths.items()},
+            code_paths=[str(_model_code(Path(tmp) / "code"))],
             input_example=[{"user_id": input_user_id, "k": 10}],
             pip_requirements=["numpy", "pydantic", f"mlflow=={mlflow.__version__}"],
         )

@@ -63,7 +63,7 @@ class RequestMetricsMiddleware:
             metrics.HTTP_LATENCY.labels(route=template, method=method).observe(time.perf_counter() - start)
 
 
-__all__ = ["build_cache", "build_state", "create_app"]
+__all__ = ["build_cache", "build_state", "create_app", "create_served_app"]
 
 
 def _prune_online_state(state: AppState, model: LoadedModel) -> None:
@@ -161,6 +161,15 @@ def _shutdown(state: AppState) -> None:
 def _field_name(location: tuple[object, ...]) -> str:
     """`('query', 'k')` -> `k`: where the bad value was, as the client wrote it."""
     return ".".join(str(part) for part in location if part not in ("path", "query", "body")) or "request"
+
+
+def create_served_app() -> FastAPI:
+    """The app of a serving process (the image, `filmrec serve`, the native stack, the bench):
+    the JVM side is refused first, then the app is built from the environment."""
+    from filmrec.serving.jvm_guard import refuse_jvm_side
+
+    refuse_jvm_side()
+    return create_app()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
