@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filmrec.config import Settings, get_settings
+from filmrec.data import synthetic
 from filmrec.data.movielens import MovieLensFiles
 from filmrec.training.params import GRIDS
 
@@ -204,9 +205,9 @@ def _with_demo_broker(settings: Settings) -> Settings:
 
 
 def cmd_generate(args: argparse.Namespace, _settings: Settings) -> int:
-    from filmrec.data.synthetic import main as synthetic_main
+    from filmrec.data.synthetic import run
 
-    return synthetic_main(args.rest)
+    return run(args)
 
 
 def cmd_jars(_args: argparse.Namespace, settings: Settings) -> int:
@@ -250,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not start a local Kafka broker when KAFKA_BOOTSTRAP_SERVERS is unset (POST /ratings: 503)",
     )
     demo.set_defaults(func=cmd_demo)
-    generate = sub.add_parser("generate", help="write a synthetic MovieLens-format data set", add_help=False)
-    generate.add_argument("rest", nargs=argparse.REMAINDER)
+    generate = sub.add_parser("generate", help="write a synthetic MovieLens-format data set")
+    synthetic.add_arguments(generate)
     generate.set_defaults(func=cmd_generate)
     sub.add_parser("jars", help="fetch the Delta and Kafka jars from Maven Central").set_defaults(
         func=cmd_jars

@@ -99,16 +99,28 @@ def write(spec: SyntheticSpec, directory: Path) -> dict[str, Path]:
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a synthetic MovieLens-format data set.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generator's options, shared by `python -m filmrec.data.synthetic` and `filmrec generate`."""
     parser.add_argument("--users", type=int, default=SyntheticSpec.users)
     parser.add_argument("--movies", type=int, default=SyntheticSpec.movies)
     parser.add_argument("--ratings", type=int, default=SyntheticSpec.ratings)
     parser.add_argument("--clusters", type=int, default=SyntheticSpec.clusters)
     parser.add_argument("--seed", type=int, default=SyntheticSpec.seed)
     parser.add_argument("--out", type=Path, default=Path("var/synthetic"))
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     spec = SyntheticSpec(args.users, args.movies, args.ratings, args.clusters, args.seed)
     for name, path in write(spec, args.out).items():
         print(f"{name}: {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write a synthetic MovieLens-format data set.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
