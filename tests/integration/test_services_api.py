@@ -68,6 +68,7 @@ def test_end_to_end_postgres_redis_mlflow(spark, trained_on_server, fresh_pg_dat
             "database": "postgresql",
             "cache": "redis",
             "model_registry": "mlflow-server",
+            "online_state": "redis",
         }
         first = _recommend(client, user)
         assert first["model_version"] == v1 and first["strategy"] == "model"

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from filmrec.metadata.engine import make_engine
 from filmrec.metadata.migrate import current_revision, head_revision, upgrade_database
 from filmrec.metadata.orm import Base
-from filmrec.metadata.store import MovieStore, make_engine
+from filmrec.metadata.store import MovieStore
 from tests.integration.service_helpers import (  # noqa: F401 (fixtures)
     fresh_pg_database,
     mlflow_uri,

@@ -12,46 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filmrec.model.fold_in import FoldInConfig, FoldInSolver, preference_strength
+from filmrec.model.fold_in import FoldInConfig, FoldInSolver
 from filmrec.model.recommender import FactorRecommender
 from filmrec.training.factor_models import assemble
 from tests.recommender_contract import RecommenderContract, tiny_matrix
+from tests.reference_als import reference_als
 
 pytestmark = pytest.mark.unit
-
-
-def _dense_solve(fixed: np.ndarray, prefs: np.ndarray, conf: np.ndarray, config: FoldInConfig) -> np.ndarray:
-    """One side of implicit ALS: each row's x = (FᵀCF + reg·n·I)⁻¹ FᵀCp, C dense."""
-    rank = fixed.shape[1]
-    out = np.zeros((prefs.shape[0], rank))
-    for row in range(prefs.shape[0]):
-        c = np.diag(conf[row])
-        n = int((prefs[row] > 0).sum())
-        a = fixed.T @ c @ fixed + config.reg_param * n * np.eye(rank)
-        out[row] = np.linalg.solve(a, fixed.T @ c @ prefs[row])
-    return out
-
-
-def reference_als(
-    ratings: pd.DataFrame, config: FoldInConfig, *, rank: int, iterations: int = 15
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(user ids, item ids, user factors, item factors), users solved last as in Spark."""
-    users = np.sort(ratings["user_id"].unique())
-    items = np.sort(ratings["movie_id"].unique())
-    r = np.zeros((len(users), len(items)))
-    r[np.searchsorted(users, ratings["user_id"]), np.searchsorted(items, ratings["movie_id"])] = ratings[
-        "rating"
-    ]
-    strength = np.where(r > 0, preference_strength(r, config.confidence), 0.0)
-    prefs = (strength > 0).astype(float)
-    conf = 1.0 + config.alpha * strength
-    rng = np.random.default_rng(0)
-    user_f = rng.normal(scale=0.1, size=(len(users), rank))
-    item_f = np.zeros((len(items), rank))
-    for _ in range(iterations):
-        item_f = _dense_solve(user_f, prefs.T, conf.T, config)
-        user_f = _dense_solve(item_f, prefs, conf, config)
-    return users, items, user_f.astype(np.float32), item_f.astype(np.float32)
 
 
 @pytest.mark.parametrize("confidence", ["binary", "rating", "log"])

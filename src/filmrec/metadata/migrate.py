@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
-from filmrec.metadata.store import make_engine
+from filmrec.metadata.engine import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,6 @@ def upgrade_database(
 
     The same call for a SQLite file and for PostgreSQL; returns the resulting revision.
     """
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url, timeout_seconds=timeout_seconds)
     try:
         return upgrade_engine(engine, revision, downgrade=downgrade)

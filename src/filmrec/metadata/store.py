@@ -7,11 +7,12 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, select, text, update
+from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from filmrec.metadata.engine import make_engine
+from filmrec.metadata.migrate import upgrade_engine
 from filmrec.metadata.orm import Genre, Link, ModelDeployment, Movie
 
 
@@ -41,27 +42,6 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def make_engine(url: str, *, timeout_seconds: float = 5.0) -> Engine:
-    """An engine whose connection attempts give up within `timeout_seconds`."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout_seconds})
-
-        @event.listens_for(engine, "connect")
-        def _wal(dbapi_connection: Any, _record: Any) -> None:
-            # WAL lets the API read while a sync job writes.
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
-
-        return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=5,
-        pool_timeout=timeout_seconds,
-        connect_args={"connect_timeout": max(1, int(timeout_seconds))},
-    )
-
-
 class MovieStore:
     """Movie lookups for the API and upserts for the sync job."""
 
@@ -71,16 +51,10 @@ class MovieStore:
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 5.0) -> MovieStore:
-        if url.startswith("sqlite:///"):
-            from pathlib import Path
-
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return cls(make_engine(url, timeout_seconds=timeout_seconds))
 
     def create_schema(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
-        from filmrec.metadata.migrate import upgrade_engine
-
         upgrade_engine(self.engine)
 
     def ping(self) -> None:

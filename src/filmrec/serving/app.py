@@ -24,9 +24,14 @@ from filmrec.config import Settings, get_settings
 from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics
 from filmrec.serving.cache import build_cache
-from filmrec.serving.model_holder import ChampionLoader, LoadedModel, ModelHolder, fail_fast_mlflow_http
-from filmrec.serving.online_state import build_online_state, prune_contained
+from filmrec.serving.health_checks import ReadinessProbe
+from filmrec.serving.loaded_model import LoadedModel
+from filmrec.serving.model_holder import ChampionLoader, ModelHolder, fail_fast_mlflow_http
+from filmrec.serving.movie_lookup import MovieLookup
+from filmrec.serving.online_state import VisibilityTracker, build_online_state, prune_contained
+from filmrec.serving.rating_intake import RatingIntake
 from filmrec.serving.rating_stream import RatingStreamConsumer
+from filmrec.serving.recommendations import RecommendationService
 from filmrec.serving.routers import health, model, movies, ratings, recommendations
 from filmrec.serving.state import AppState
 
@@ -83,7 +88,7 @@ def _after_swap(state: AppState, model: LoadedModel) -> None:
     """Background work after a new champion is served: history row, online state, warm-up."""
     _prune_online_state(state, model)
     try:
-        state.movies.record_deployment(
+        state.store.record_deployment(
             model_name=model.name,
             model_version=model.version,
             run_id=model.run_id,
@@ -96,7 +101,7 @@ def _after_swap(state: AppState, model: LoadedModel) -> None:
     from filmrec.serving.warmup import warm_cache
 
     try:
-        warm_cache(state.settings, model=model, cache=state.cache, movies=state.movies)
+        warm_cache(state.settings, model=model, cache=state.cache, movies=state.store)
     except Exception as error:
         log.warning(
             "cache warm-up for v%s failed (requests fill the cache instead): %s", model.version, error
@@ -104,39 +109,66 @@ def _after_swap(state: AppState, model: LoadedModel) -> None:
 
 
 def build_state(settings: Settings) -> AppState:
+    """Every long-lived piece of one API process; called in the lifespan (inside the loop)."""
     from filmrec.lakehouse.tables import LakehouseTables
 
     metrics.register_ingestion_status(LakehouseTables(settings.lakehouse_path).ingestion_status)
     holder = ModelHolder()
+    loader = ChampionLoader(settings, holder)
     store = MovieStore.from_url(
         settings.effective_database_url, timeout_seconds=settings.dependency_timeout_seconds * 4
+    )
+    movies = MovieLookup(store, retry_after_seconds=settings.cache_retry_seconds)
+    cache = build_cache(settings)
+    online = build_online_state(settings) if settings.online_state_enabled else None
+    visibility = VisibilityTracker(metrics.EVENT_VISIBILITY.observe)
+    rating_stream = (
+        RatingStreamConsumer(settings, online, holder, on_applied=visibility.applied)
+        if online is not None and settings.kafka_bootstrap_servers
+        else None
     )
     state = AppState(
         settings=settings,
         holder=holder,
-        loader=ChampionLoader(settings, holder),
-        movies=store,
-        cache=build_cache(settings),
-        online=build_online_state(settings) if settings.online_state_enabled else None,
+        loader=loader,
+        store=store,
+        movies=movies,
+        cache=cache,
+        online=online,
+        visibility=visibility,
+        rating_stream=rating_stream,
+        recommendations=RecommendationService(
+            cache=cache,
+            movies=movies,
+            online=online,
+            visibility=visibility,
+            cache_ttl_seconds=settings.cache_ttl_seconds,
+            limiter=anyio.CapacityLimiter(settings.scoring_threads),
+        ),
+        intake=RatingIntake(settings, online, visibility),
+        readiness=ReadinessProbe(
+            settings=settings,
+            holder=holder,
+            loader=loader,
+            movies=movies,
+            cache=cache,
+            online=online,
+            rating_stream=rating_stream,
+        ),
     )
-    if state.online is not None and settings.kafka_bootstrap_servers:
-        state.rating_stream = RatingStreamConsumer(
-            settings, state.online, holder, on_applied=state.visibility.applied
-        )
-    state.db_breaker.retry_after_seconds = settings.cache_retry_seconds
 
     # The loader thread must not wait for the warm-up: it runs on the background worker.
     def on_swap(model: LoadedModel, _previous: LoadedModel | None) -> None:
         state.background.submit(_after_swap, state, model)
 
-    state.loader.on_swap = on_swap
+    loader.on_swap = on_swap
     return state
 
 
 def _prepare_database(state: AppState) -> None:
     """Run the migrations (the API's prestart step); a database that is down is not fatal."""
     try:
-        state.movies.create_schema()
+        state.store.create_schema()
     except Exception as error:
         metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
         log.warning("database unavailable at start-up (migrations not run): %s", error)
@@ -146,16 +178,19 @@ def _shutdown(state: AppState) -> None:
     if state.rating_stream is not None:
         state.rating_stream.stop()
     state.loader.stop()
-    state.background.shutdown(wait=False, cancel_futures=True)
+    # Queued work is dropped, but a running deployment record or warm-up finishes
+    # first: closing the deployment record under it would race it.
+    state.background.shutdown(wait=True, cancel_futures=True)
+    state.intake.close()
     try:
-        state.movies.close_deployment()
+        state.store.close_deployment()
     except Exception as error:
         log.warning("could not close the deployment record: %s", error)
     for closeable in (state.cache, state.online):
         close = getattr(closeable, "close", None)
         if close is not None:
             close()
-    state.movies.engine.dispose()
+    state.store.engine.dispose()
 
 
 def _field_name(location: tuple[object, ...]) -> str:
@@ -179,7 +214,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         mlflow_env = fail_fast_mlflow_http(settings)
         state = build_state(settings)
-        state.scoring_limiter = anyio.CapacityLimiter(settings.scoring_threads)
         app.state.filmrec = state
         _prepare_database(state)
         state.loader.refresh()

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
-    from filmrec.serving.model_holder import LoadedModel
+    from filmrec.serving.loaded_model import LoadedModel
 
 HTTP_REQUESTS = Counter(
     "filmrec_http_requests",

@@ -13,25 +13,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from filmrec.config import Settings
-from filmrec.model.recommender import FactorRecommender
 from filmrec.serving import metrics
+from filmrec.serving.loaded_model import LoadedModel
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    recommender: FactorRecommender
-    name: str
-    version: str
-    run_id: str | None
-    metrics: dict[str, float]
-    created_at: datetime | None
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class ModelHolder:

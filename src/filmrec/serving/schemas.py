@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from filmrec.contract import PositiveId, Rating
 
 
 class MovieOut(BaseModel):
@@ -68,6 +71,27 @@ class ReadyOut(BaseModel):
     model_loaded: bool
     model_version: str | None
     dependencies: list[DependencyOut]
+
+
+class RatingIn(BaseModel):
+    """One rating from a client; `event_id` lets a client retry without double counting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: PositiveId
+    movie_id: PositiveId
+    rating: Rating
+    rated_at: datetime | None = None
+    event_id: uuid.UUID | None = None
+
+
+class RatingAcceptedOut(BaseModel):
+    event_id: uuid.UUID
+    topic: str
+    status: str = Field(
+        default="accepted",
+        description="published to Kafka: in this user's next recommendations, and in Delta after ingestion",
+    )
 
 
 class ErrorOut(BaseModel):

@@ -19,7 +19,8 @@ from filmrec.config import Settings, get_settings
 from filmrec.metadata.store import MovieInfo, MovieStore
 from filmrec.serving import metrics
 from filmrec.serving.cache import RecommendationCache, build_cache, recommendation_key
-from filmrec.serving.model_holder import LoadedModel, load_champion
+from filmrec.serving.loaded_model import LoadedModel
+from filmrec.serving.model_holder import load_champion
 from filmrec.serving.recommendations import recommendations_out
 
 log = logging.getLogger(__name__)

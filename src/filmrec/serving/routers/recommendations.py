@@ -4,8 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from filmrec.serving.deps import ModelDep, StateDep
-from filmrec.serving.recommendations import recommend_for_user
+from filmrec.serving.deps import ModelDep, RecommendationsDep
 from filmrec.serving.schemas import ErrorOut, RecommendationsOut
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
@@ -20,7 +19,8 @@ TopK = Annotated[int, Query(ge=1, le=100, description="How many movies to return
     responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
 async def get_recommendations(
-    user_id: UserId, state: StateDep, model: ModelDep, k: TopK = 10
+    user_id: UserId, service: RecommendationsDep, model: ModelDep, k: TopK = 10
 ) -> RecommendationsOut:
-    """Top-k movies the user has not rated; the popular ones for an unknown user."""
-    return await recommend_for_user(state, model, user_id=user_id, k=k)
+    """Top-k movies the user has not rated, with ratings the model has not seen folded in;
+    the popular ones for a user with no ratings."""
+    return await service.recommend(model, user_id=user_id, k=k)

@@ -1,0 +1,201 @@
+"""The API's routes without a trained model or a service: dependency_overrides and the tiny matrix.
+
+The lifespan never runs here (no `with TestClient`): each route gets exactly the
+narrow dependency it declares, built from the contract suite's tiny matrix.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from filmrec.config import Settings
+from filmrec.contract import RatingEvent
+from filmrec.metadata.store import MovieInfo
+from filmrec.serving import deps
+from filmrec.serving.app import create_app
+from filmrec.serving.cache import InProcessCache
+from filmrec.serving.loaded_model import LoadedModel
+from filmrec.serving.movie_lookup import MetadataUnavailableError, MovieLookup
+from filmrec.serving.online_state import InProcessOnlineState, VisibilityTracker
+from filmrec.serving.rating_intake import RatingIntake, RatingsUnavailableError
+from filmrec.serving.recommendations import RecommendationService
+from filmrec.serving.schemas import RatingIn
+from tests.recommender_contract import GROUPS, tiny_matrix
+from tests.reference_als import reference_model
+
+pytestmark = pytest.mark.unit
+
+
+class FakeMovies(MovieLookup):
+    """Titles for the tiny matrix's items; `down` makes every lookup fail like a dead database."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.movies = {
+            movie: MovieInfo(movie_id=movie, title=f"Movie {movie}", year=2000 + movie % 20, genres=["Drama"])
+            for movie in GROUPS["A"] + GROUPS["B"]
+        }
+
+    def get(self, movie_id: int) -> MovieInfo | None:
+        if self.down:
+            raise MetadataUnavailableError("movie metadata is unavailable: OperationalError")
+        return self.movies.get(movie_id)
+
+    def get_many(self, movie_ids: Sequence[int]) -> Mapping[int, MovieInfo] | None:
+        return None if self.down else {m: self.movies[m] for m in movie_ids if m in self.movies}
+
+
+class FakeIntake(RatingIntake):
+    """Accepts ratings into the online state as if Kafka had acknowledged them."""
+
+    def __init__(self, online: InProcessOnlineState, visibility: VisibilityTracker) -> None:
+        super().__init__(Settings(_env_file=None, KAFKA_BOOTSTRAP_SERVERS="fake:9092"), online, visibility)
+        self.kafka_down = False
+
+    def accept(self, rating: RatingIn) -> RatingEvent:
+        if self.kafka_down:
+            raise RatingsUnavailableError("Kafka did not take the rating: timed out")
+        event = RatingEvent(event_id=uuid.uuid4(), user_id=rating.user_id, movie_id=rating.movie_id,
+                            rating=rating.rating, source="api")  # fmt: skip
+        self._apply_online(event)
+        return event
+
+
+@pytest.fixture
+def online() -> InProcessOnlineState:
+    return InProcessOnlineState(ttl_seconds=3600)
+
+
+@pytest.fixture
+def movies() -> FakeMovies:
+    return FakeMovies()
+
+
+@pytest.fixture
+def intake(online: InProcessOnlineState) -> FakeIntake:
+    return FakeIntake(online, VisibilityTracker(lambda _seconds: None))
+
+
+@pytest.fixture
+def app(
+    tmp_path: Path, online: InProcessOnlineState, movies: FakeMovies, intake: FakeIntake
+) -> Iterator[FastAPI]:
+    model = LoadedModel(
+        recommender=reference_model(tiny_matrix()[0]),
+        name="tiny",
+        version="7",
+        run_id=None,
+        metrics={},
+        created_at=None,
+    )
+    service = RecommendationService(
+        cache=InProcessCache(),
+        movies=movies,
+        online=online,
+        visibility=intake.visibility,
+        cache_ttl_seconds=60,
+    )
+    application = create_app(Settings(_env_file=None, FILMREC_VAR_DIR=tmp_path / "var"))
+    application.dependency_overrides = {
+        deps.get_model: lambda: model,
+        deps.get_recommendations: lambda: service,
+        deps.get_movies: lambda: movies,
+        deps.get_rating_intake: lambda: intake,
+    }
+    yield application
+
+
+@pytest.fixture
+def client(app: FastAPI) -> TestClient:
+    return TestClient(app)  # no `with`: the lifespan (MLflow, database, Kafka) never starts
+
+
+def ids(body: dict) -> list[int]:  # type: ignore[type-arg]
+    return [item["movie_id"] for item in body["items"]]
+
+
+def test_recommendations_are_titled_unseen_and_then_cached(client: TestClient) -> None:
+    first = client.get("/recommendations/1", params={"k": 2})
+    assert first.status_code == 200
+    body = first.json()
+    assert body["strategy"] == "model" and body["source"] == "model" and body["model_version"] == "7"
+    assert set(ids(body)) == {GROUPS["A"][1], GROUPS["A"][4]}  # user 1's held-out group-A items
+    assert all(item["title"].startswith("Movie ") for item in body["items"])
+    again = client.get("/recommendations/1", params={"k": 2}).json()
+    assert again["source"] == "cache" and ids(again) == ids(body)
+
+
+def test_a_posted_rating_is_folded_in_and_never_recommended_back(client: TestClient) -> None:
+    before = ids(client.get("/recommendations/1", params={"k": 2}).json())
+    posted = client.post("/ratings", json={"user_id": 1, "movie_id": before[0], "rating": 5})
+    assert posted.status_code == 202 and posted.json()["status"] == "accepted"
+    after = client.get("/recommendations/1", params={"k": 2}).json()
+    assert after["strategy"] == "fold-in" and after["source"] == "model"  # a new key: not the cached list
+    assert before[0] not in ids(after)
+
+
+def test_a_new_user_gets_popular_then_fold_in(client: TestClient) -> None:
+    assert client.get("/recommendations/5000").json()["strategy"] == "popular"
+    for movie in GROUPS["B"][:3]:
+        assert (
+            client.post("/ratings", json={"user_id": 5000, "movie_id": movie, "rating": 5}).status_code == 202
+        )
+    body = client.get("/recommendations/5000", params={"k": 3}).json()
+    assert body["strategy"] == "fold-in" and set(ids(body)) == set(GROUPS["B"][3:])
+
+
+def test_titles_missing_when_the_database_is_down(client: TestClient, movies: FakeMovies) -> None:
+    movies.down = True
+    body = client.get("/recommendations/2", params={"k": 2}).json()
+    assert len(body["items"]) == 2 and all(item["title"] is None for item in body["items"])
+    response = client.get(f"/movies/{GROUPS['A'][0]}")
+    assert response.status_code == 503 and "unavailable" in response.json()["detail"]
+
+
+def test_movies_and_similar(client: TestClient) -> None:
+    assert client.get(f"/movies/{GROUPS['A'][0]}").json()["title"] == f"Movie {GROUPS['A'][0]}"
+    assert client.get("/movies/999").status_code == 404
+    similar = client.get(f"/movies/{GROUPS['B'][0]}/similar", params={"k": 3}).json()
+    assert GROUPS["B"][0] not in ids(similar) and len(similar["items"]) == 3
+    unknown = client.get("/movies/999/similar")
+    assert unknown.status_code == 404 and "not in model v7" in unknown.json()["detail"]
+
+
+def test_ratings_answer_503_with_the_reason_when_kafka_is_down(
+    client: TestClient, intake: FakeIntake
+) -> None:
+    intake.kafka_down = True
+    response = client.post("/ratings", json={"user_id": 1, "movie_id": 101, "rating": 4.5})
+    assert response.status_code == 503 and "Kafka did not take the rating" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        ({"user_id": 1, "movie_id": 101, "rating": 4.3}, "rating"),
+        ({"user_id": 1, "movie_id": 101, "rating": 6}, "rating"),
+        ({"user_id": 0, "movie_id": 101, "rating": 4}, "user_id"),
+        ({"user_id": 1, "movie_id": 101, "rating": 4, "extra": 1}, "extra"),
+    ],
+)
+def test_bad_ratings_answer_422_naming_the_field(client: TestClient, payload: dict, needle: str) -> None:  # type: ignore[type-arg]
+    response = client.post("/ratings", json=payload)
+    assert response.status_code == 422 and needle in response.json()["detail"]
+
+
+def test_no_model_answers_503(app: FastAPI, client: TestClient) -> None:
+    del app.dependency_overrides[deps.get_model]
+    app.state.filmrec = type("NoModel", (), {"holder": type("Holder", (), {"current": None})()})()
+    response = client.get("/recommendations/1")
+    assert response.status_code == 503 and "no model is loaded" in response.json()["detail"]
+
+
+def test_model_info(client: TestClient) -> None:
+    body = client.get("/model").json()
+    assert body["name"] == "tiny" and body["version"] == "7" and body["n_items"] == 12
