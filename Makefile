@@ -13,7 +13,8 @@ export PYTHONUNBUFFERED := 1
 DATA_ARGS := $(if $(RATINGS),--ratings $(RATINGS)) $(if $(MOVIES),--movies $(MOVIES)) $(if $(LINKS),--links $(LINKS))
 
 .PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench clean \
-	kafka-up kafka-down kafka-status topics replay ingest stack-up stack-down stack-status stack-bootstrap
+	kafka-up kafka-down kafka-status topics replay ingest ingest-stream stack-up stack-down stack-status stack-bootstrap \
+	api-requirements
 
 KAFKA_MODE ?= kraft
 
@@ -85,9 +86,14 @@ replay: venv  ## make replay [RATINGS=path/to/ratings.csv] [RATE=500] [LIMIT=100
 ingest: jars  ## one availableNow Kafka -> Delta run, merged into clean
 	$(PY) -m filmrec.streaming.ingest
 
+# Ctrl-C (or SIGTERM) stops it after the running micro-batch. While it runs, `make ingest`
+# and the ratings_ingestion DAG find the checkpoint locked and stop at once.
+ingest-stream: jars  ## continuous Kafka -> Delta ingestion [TRIGGER_SECONDS=30]
+	$(PY) -m filmrec.streaming.ingest --continuous $(if $(TRIGGER_SECONDS),--trigger-seconds $(TRIGGER_SECONDS))
+
 # --- The whole platform natively (no Docker), on the Compose ports -------------------
-stack-up: jars
-	scripts/stack.sh up
+stack-up: jars  ## make stack-up [STREAMING=1]: with the continuous ingestion job (ratings-stream)
+	scripts/stack.sh up $(if $(STREAMING),--streaming)
 
 stack-down: venv
 	scripts/stack.sh down
@@ -97,6 +103,9 @@ stack-status: venv
 
 stack-bootstrap: stack-up  ## make stack-bootstrap USERS=100: load MovieLens, train on the Spark master
 	scripts/stack.sh bootstrap $(if $(USERS),--users $(USERS))
+
+api-requirements: venv  ## re-lock api/requirements.txt from pyproject.toml (pip-compile)
+	$(PY) -m devstack.api_requirements
 
 bench: jars
 	$(PY) -m filmrec.benchmarks $(BENCH_ARGS)

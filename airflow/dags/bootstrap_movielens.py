@@ -13,8 +13,14 @@ Run once, by hand (`airflow dags trigger bootstrap_movielens`):
 
 Running the DAG again adds no rows: loads upsert, and replayed events carry
 content-based ids that ingestion de-duplicates. (The Kafka route does publish the
-events again, so the topic grows.) Do not run it while `ratings_ingestion` runs:
-both ingest through the one streaming checkpoint. Then trigger `als_training`.
+events again, so the topic grows.) Then trigger `als_training`.
+
+The Kafka route's ingest is the ratings ingestion job, on the one streaming
+checkpoint that `ratings_ingestion` and the continuous job (`ratings-stream`) use:
+**one ingestion mode per deployment at a time; the lock enforces it.** When another
+run holds the checkpoint, **checkpoint_free** skips `ingest_replayed_ratings` (its
+log names the holder): the continuous job ingests the replayed events as they
+arrive, a scheduled run at its next run.
 """
 
 from __future__ import annotations
@@ -92,6 +98,15 @@ def bootstrap_movielens() -> None:
 
         return replay_ratings(get_settings(), files["ratings"])
 
+    @task(task_id="checkpoint_free")
+    def checkpoint_free() -> None:
+        from filmrec.config import get_settings
+        from filmrec.orchestration.tasks import skip_while_checkpoint_busy
+
+        skip_while_checkpoint_busy(
+            get_settings(), meanwhile="the replayed events wait in Kafka for the holder or the next run"
+        )
+
     ingest = FilmrecSparkSubmitOperator(
         task_id="ingest_replayed_ratings",
         job="ingest_ratings",
@@ -103,7 +118,7 @@ def bootstrap_movielens() -> None:
     route = choose_ratings_route()
     files >> load_movies >> route
     route >> load_ratings
-    route >> replay_ratings(files) >> ingest
+    route >> replay_ratings(files) >> checkpoint_free() >> ingest
 
 
 bootstrap_movielens()

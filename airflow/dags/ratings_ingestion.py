@@ -6,8 +6,17 @@ Runs the Structured Streaming job `spark/jobs/ingest_ratings.py` (the same job a
 rating event the checkpoint has not seen, writes raw ratings, merges clean ratings,
 quarantines invalid events, and stops. Exactly once across runs and retries.
 
-Runs never overlap (`max_active_runs=1`): the streaming checkpoint admits one
-writer. Without KAFKA_BOOTSTRAP_SERVERS the run is skipped.
+**One ingestion mode per deployment at a time; the lock enforces it.** The same job
+also runs continuously (`--continuous`, the Compose `ratings-stream` service), on
+the same streaming checkpoint, which admits one writer. Every run of the job, in
+either mode, holds an exclusive lock file in the checkpoint directory, and a second
+run fails at once naming the holder. So while the continuous job runs,
+**checkpoint_free** skips this DAG's runs (skipped, not failed: the continuous job
+ingests the events itself), its log naming the holder's pid, host, mode and start
+time. Pause this DAG when you run the continuous job for good.
+
+Runs of this DAG never overlap either (`max_active_runs=1`). Without
+KAFKA_BOOTSTRAP_SERVERS the run is skipped.
 """
 
 from __future__ import annotations
@@ -42,6 +51,15 @@ def ratings_ingestion() -> None:
 
         return ingestion_gate(get_settings(), run_id=run_id or "manual") or False
 
+    @task(task_id="checkpoint_free")
+    def checkpoint_free() -> None:
+        from filmrec.config import get_settings
+        from filmrec.orchestration.tasks import skip_while_checkpoint_busy
+
+        skip_while_checkpoint_busy(
+            get_settings(), meanwhile="the events wait in Kafka for the holder or the next run"
+        )
+
     ingest = FilmrecSparkSubmitOperator(
         task_id="ingest_ratings",
         job="ingest_ratings",
@@ -67,7 +85,7 @@ def ratings_ingestion() -> None:
         return report
 
     check = kafka_configured()
-    check >> ingest >> report_ingestion(check)
+    check >> checkpoint_free() >> ingest >> report_ingestion(check)
 
 
 ratings_ingestion()

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Kafka contract.
     kafka_topic: str = Field(default="ratings", alias="KAFKA_RATINGS_TOPIC")
     kafka_partitions: int = Field(default=3, ge=1, alias="KAFKA_RATINGS_PARTITIONS")
+    # Continuous Kafka -> Delta ingestion (`--continuous`): seconds between micro-batches.
+    # Each batch costs a few Delta commits, so this trades freshness for small files.
+    ingest_trigger_seconds: int = Field(default=30, ge=1, alias="INGEST_TRIGGER_SECONDS")
 
     # Spark.
     spark_master: str = Field(default="local[*]", alias="SPARK_MASTER_URL")

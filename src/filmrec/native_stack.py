@@ -1,6 +1,7 @@
 """The whole Compose platform run natively on one machine, on the same ports (no Docker).
 
     python -m filmrec.native_stack up        # start what is not running, wait for each
+    python -m filmrec.native_stack up --streaming   # and the continuous ingestion job
     python -m filmrec.native_stack status
     python -m filmrec.native_stack bootstrap [--users 100]   # load + train on the cluster
     python -m filmrec.native_stack submit train_als --grid quick
@@ -16,8 +17,12 @@
 | Airflow api-server,     | PyPI, the project venv       | 8080              |
 | scheduler, dag-processor|                              |                   |
 | the API                 | `uvicorn main:app` (api/)    | 8000              |
+| ratings-stream (opt-in) | spark-submit of spark/jobs/ingest_ratings.py --continuous | none |
 
 Grafana has no package here; it is the one service of Compose this stack lacks.
+ratings-stream is opt-in here as in Compose (`--profile streaming` there,
+`--streaming` here): one ingestion mode per deployment at a time, the checkpoint
+lock enforces it, and while it runs the ratings_ingestion DAG's runs are skipped.
 
 `up` is idempotent: a service of ours that runs is left alone, and so is any service
 that already answers healthily on its port (CI's `scripts/services.sh up` and Kafka
@@ -150,6 +155,7 @@ class Daemon:
     ready: Callable[[], bool]
     timeout: float
     run_dir: Path
+    stop_timeout: float = 30.0  # SIGTERM to the process group, then SIGKILL after this long
 
     @property
     def pid_file(self) -> Path:
@@ -193,7 +199,7 @@ class Daemon:
         raise StackError(f"{self.name} not ready after {self.timeout:.0f}s; {self.log}:\n{_tail(self.log)}")
 
     def down(self) -> bool:
-        return native_services._stop_pid(self.pid_file, timeout=30)
+        return native_services._stop_pid(self.pid_file, timeout=self.stop_timeout)
 
 
 @dataclass
@@ -204,6 +210,7 @@ class NativeStack:
     var_dir: Path
     worker_cores: int = 2
     worker_memory: str = "2g"
+    stream_cores: int = 1  # executor cores the continuous ingestion job keeps (of worker_cores)
     services: native_services.Stack = field(default_factory=native_services.Stack.from_env)
 
     @classmethod
@@ -216,6 +223,7 @@ class NativeStack:
             var_dir=Path(os.environ.get("FILMREC_VAR_DIR", REPO / "var")).resolve(),
             worker_cores=_env_int("SPARK_WORKER_CORES", 2),
             worker_memory=os.environ.get("SPARK_WORKER_MEMORY", "2g"),
+            stream_cores=_env_int("RATINGS_STREAM_CORES", 1),
         )
 
     # --- addresses and environment ------------------------------------------------
@@ -524,10 +532,39 @@ class NativeStack:
             self.run_dir,
         )
 
+    def ratings_stream(self) -> Daemon:
+        """Compose's ratings-stream: the ingestion job, continuous, driver here, executors on the worker."""
+        from filmrec.lakehouse.tables import LakehouseTables
+        from filmrec.streaming.ingest_status import IngestionMode, check_running
+
+        status_file = LakehouseTables(self.lakehouse).ingestion_status
+        command, env = self._spark_submit(
+            "ingest_ratings",
+            ["--continuous"],
+            result_path=self.root / "jobs" / "ratings-stream-last-run.json",
+            cores=self.stream_cores,
+            # An event log never rolls over for an application that never ends.
+            conf={"spark.eventLog.enabled": "false"},
+        )
+        return Daemon(
+            "ratings-stream",
+            None,
+            command,
+            env,
+            lambda: check_running(status_file, IngestionMode.CONTINUOUS)[0],
+            300,
+            self.run_dir,
+            # SIGTERM stops the query after the running micro-batch (as Compose's stop_grace_period).
+            stop_timeout=120,
+        )
+
     # --- up / down / status ----------------------------------------------------------
 
-    def up(self, *, log: Callable[[str], None] = print) -> dict[str, str]:
-        """Start every service that is not running; return {service: started|running|reused}."""
+    def up(self, *, streaming: bool = False, log: Callable[[str], None] = print) -> dict[str, str]:
+        """Start every service that is not running; return {service: started|running|reused}.
+
+        With `streaming`, the continuous ingestion job too (Compose's `--profile streaming`).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         state = self._state()
         started: set[str] = set(state.get("services_started", []))
@@ -565,6 +602,16 @@ class NativeStack:
         api = self.api()
         states["api"] = api.up()
         log(f"{'api':<22} {states['api']}  ({self.api_url})")
+
+        if streaming:
+            from filmrec.lakehouse.jars import cached_jars
+
+            # spark/config was rendered above. A run that finds the checkpoint locked
+            # exits at once: `up` then fails with the job's log, which names the holder.
+            cached_jars(self._settings().jars_dir)
+            stream = self.ratings_stream()
+            states[stream.name] = stream.up()
+            log(f"{stream.name:<22} {states[stream.name]}  (continuous ingestion, log {stream.log})")
 
         native_services._write_env(self.root / "stack.env", self.platform_env())
         native_services._write_env(self.root / "connections.env", self.connections_env())
@@ -609,7 +656,13 @@ class NativeStack:
         def wanted(name: str) -> bool:
             return only is None or name in only
 
-        daemons = [self.api(), *reversed(self.airflow_daemons()), self.spark_worker(), self.spark_master()]
+        daemons = [
+            self.ratings_stream(),
+            self.api(),
+            *reversed(self.airflow_daemons()),
+            self.spark_worker(),
+            self.spark_master(),
+        ]
         for daemon in daemons:
             if wanted(daemon.name):
                 log(f"{daemon.name:<22} {'stopped' if daemon.down() else 'not ours / not running'}")
@@ -643,36 +696,33 @@ class NativeStack:
             rows[name] = {"running": running, "ours": name in started}
         rows["zookeeper"] = {"ours": broker._running_pid(layout, "zookeeper") is not None}
         rows["kafka"] = {"ours": broker._running_pid(layout, "broker") is not None}
-        for daemon in (self.spark_master(), self.spark_worker(), *self.airflow_daemons(), self.api()):
+        daemons = (self.spark_master(), self.spark_worker(), *self.airflow_daemons(), self.api())
+        for daemon in (*daemons, self.ratings_stream()):
             rows[daemon.name] = {"ours": daemon.ours(), "healthy": daemon.healthy()}
         return rows
 
     # --- jobs on the cluster ---------------------------------------------------------
 
-    def submit(
+    def _spark_submit(
         self,
         job: str,
-        args: Sequence[str] = (),
+        args: Sequence[str],
         *,
-        env: Mapping[str, str] | None = None,
-        timeout: float = 1800,
-    ) -> dict[str, Any]:
-        """spark-submit spark/jobs/<job>.py to the standalone master; return its JSON result.
+        result_path: Path,
+        cores: int,
+        conf: Mapping[str, str] | None = None,
+    ) -> tuple[list[str], dict[str, str]]:
+        """The command and environment that spark-submit spark/jobs/<job>.py to the master.
 
-        Client deploy mode: the driver runs here and the executors on the worker
-        (standalone Spark has no cluster deploy mode for Python applications).
+        Only builds them (down and status describe the stream's daemon with it): the
+        caller renders spark/config and makes sure the jars are there before running.
         """
-        from filmrec.lakehouse.jars import cached_jars
+        from filmrec.lakehouse.jars import ALL_JARS
 
         script = SPARK_JOBS / f"{job}.py"
         if not script.is_file():
             raise StackError(f"no such job: {script}")
-        jobs_dir = self.root / "jobs"
-        jobs_dir.mkdir(parents=True, exist_ok=True)
-        self._render_spark_conf()  # the driver reads it; cheap, and current with spark/config/
-        stamp = f"{job}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        result_path, log_path = jobs_dir / f"{stamp}.json", jobs_dir / f"{stamp}.log"
-        jars = cached_jars(self._settings().jars_dir)
+        jars = [self._settings().jars_dir / jar.filename for jar in ALL_JARS]
         command = [
             str(Path(sys.executable).parent / "spark-submit"),
             "--master",
@@ -689,13 +739,14 @@ class NativeStack:
             "--executor-memory",
             "1g",
             "--total-executor-cores",
-            str(self.worker_cores),
+            str(cores),
+            *(item for key, value in (conf or {}).items() for item in ("--conf", f"{key}={value}")),
             str(script),
             "--result-path",
             str(result_path),
             *args,
         ]
-        job_env = (
+        env = (
             os.environ
             | self.platform_env()
             | {
@@ -704,9 +755,33 @@ class NativeStack:
                 "PYSPARK_PYTHON": sys.executable,  # executors run the venv's Python (filmrec installed)
                 "PYSPARK_DRIVER_PYTHON": sys.executable,
                 "SPARK_DRIVER_MEMORY": "1g",
-                **(env or {}),
             }
         )
+        return command, env
+
+    def submit(
+        self,
+        job: str,
+        args: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 1800,
+    ) -> dict[str, Any]:
+        """spark-submit spark/jobs/<job>.py to the standalone master; return its JSON result.
+
+        Client deploy mode: the driver runs here and the executors on the worker
+        (standalone Spark has no cluster deploy mode for Python applications).
+        """
+        from filmrec.lakehouse.jars import cached_jars
+
+        jobs_dir = self.root / "jobs"
+        stamp = f"{job}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        result_path, log_path = jobs_dir / f"{stamp}.json", jobs_dir / f"{stamp}.log"
+        command, job_env = self._spark_submit(job, args, result_path=result_path, cores=self.worker_cores)
+        job_env |= dict(env or {})
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        cached_jars(self._settings().jars_dir)  # fetched once per machine; a no-op afterwards
+        self._render_spark_conf()  # the driver reads it; cheap, and current with spark/config/
         with log_path.open("wb") as out:
             try:
                 completed = subprocess.run(
@@ -798,7 +873,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("up", help="start every service that is not running")
+    up = sub.add_parser("up", help="start every service that is not running")
+    up.add_argument(
+        "--streaming", action="store_true", help="and the continuous ingestion job (Compose's ratings-stream)"
+    )
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="which services run, and whether the stack started them")
     sub.add_parser("env", help="print the platform environment (eval it in a shell)")
@@ -813,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = NativeStack.from_env()
     try:
         if args.action == "up":
-            stack.up()
+            stack.up(streaming=args.streaming)
         elif args.action == "down":
             stack.down()
         elif args.action == "env":

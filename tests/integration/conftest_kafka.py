@@ -18,6 +18,8 @@ import pytest
 
 from filmrec.config import Settings
 from filmrec.streaming import broker
+from filmrec.streaming.producer import make_producer
+from filmrec.streaming.topics import ensure_topic
 from tests.conftest import require
 
 if TYPE_CHECKING:
@@ -87,3 +89,20 @@ def streaming_spark() -> SparkSession:
         return build_spark(app_name="filmrec-tests")
     except RuntimeError as error:  # jars not fetchable
         unavailable(f"spark session not available: {error}")
+
+
+def publish(settings: Settings, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Send (key, value) messages to the settings' topic (created if missing); all must be acked."""
+    ensure_topic(settings)
+    producer = make_producer(settings, delivery_timeout_s=30.0)
+    failures: list[object] = []
+    for key, value in messages:
+        producer.produce(
+            settings.kafka_topic,
+            key=key,
+            value=value,
+            on_delivery=lambda error, _msg: failures.append(error) if error else None,
+        )
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    assert failures == []

@@ -6,25 +6,33 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from filmrec.config import Settings
-from filmrec.contract import RatingEvent
+from filmrec.contract import RatingEvent, event_id_for
 from filmrec.lakehouse.tables import LakehouseTables, read_table, table_version
+from filmrec.streaming.checkpoint_lock import CheckpointBusyError
 from filmrec.streaming.events import InvalidEventError, deserialize_event, encode_event
-from filmrec.streaming.ingest import checkpoint_dir, run_ingestion
-from filmrec.streaming.producer import make_producer
+from filmrec.streaming.ingest import EXIT_CHECKPOINT_BUSY, checkpoint_dir, run_ingestion
+from filmrec.streaming.ingest_status import read_status, running_mode
+from filmrec.streaming.replay import replay
 from filmrec.streaming.topics import ensure_topic
+from tests.integration.conftest_kafka import publish
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
 
 MESSAGES = 10_000
 MALFORMED = 100  # 1%
@@ -35,6 +43,7 @@ DUPLICATES = 100  # 1%: exact re-sends of earlier events
 class Dataset:
     messages: list[tuple[bytes | None, bytes | None]]
     events: dict[str, RatingEvent]  # the unique valid events by event_id
+    malformed: int  # how many of the messages are not valid rating events
 
     def expected_clean(self) -> dict[tuple[int, int], tuple[float, str]]:
         """(user, movie) -> (rating, event_id): latest rated_at wins, ties by event_id."""
@@ -72,9 +81,11 @@ def _malformed(valid: RatingEvent, index: int) -> bytes | None:
     return json.dumps(document).encode()
 
 
-def make_dataset(seed: int = 3) -> Dataset:
+def make_dataset(
+    seed: int = 3, *, messages: int = MESSAGES, malformed: int = MALFORMED, duplicates: int = DUPLICATES
+) -> Dataset:
     rng = random.Random(seed)
-    unique = MESSAGES - MALFORMED - DUPLICATES
+    unique = messages - malformed - duplicates
     events: dict[str, RatingEvent] = {}
     while len(events) < unique:
         event = RatingEvent(
@@ -88,30 +99,14 @@ def make_dataset(seed: int = 3) -> Dataset:
         )
         events[str(event.event_id)] = event
     valid = [encode_event(event) for event in events.values()]
-    duplicates = rng.sample(valid, DUPLICATES)
+    resent = rng.sample(valid, duplicates)
     template = next(iter(events.values()))
-    malformed: list[tuple[bytes | None, bytes | None]] = [
-        (b"1", _malformed(template, index)) for index in range(MALFORMED)
+    broken: list[tuple[bytes | None, bytes | None]] = [
+        (b"1", _malformed(template, index)) for index in range(malformed)
     ]
-    messages: list[tuple[bytes | None, bytes | None]] = [*valid, *duplicates, *malformed]
-    rng.shuffle(messages)
-    return Dataset(messages=messages, events=events)
-
-
-def publish(settings: Settings, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    ensure_topic(settings)
-    producer = make_producer(settings, delivery_timeout_s=30.0)
-    failures: list[object] = []
-    for key, value in messages:
-        producer.produce(
-            settings.kafka_topic,
-            key=key,
-            value=value,
-            on_delivery=lambda error, _msg: failures.append(error) if error else None,
-        )
-        producer.poll(0)
-    assert producer.flush(60) == 0
-    assert failures == []
+    shuffled: list[tuple[bytes | None, bytes | None]] = [*valid, *resent, *broken]
+    rng.shuffle(shuffled)
+    return Dataset(messages=shuffled, events=events, malformed=malformed)
 
 
 def table_counts(spark, tables: LakehouseTables) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -135,7 +130,7 @@ def assert_expected_tables(spark, settings: Settings, dataset: Dataset) -> None:
         "raw": len(dataset.events),
         "raw_ids": len(dataset.events),
         "clean": len(expected_clean),
-        "quarantine": MALFORMED,
+        "quarantine": dataset.malformed,
     }
     assert clean_rows(spark, tables) == expected_clean
     quarantine = read_table(spark, tables.quarantine)
@@ -143,7 +138,130 @@ def assert_expected_tables(spark, settings: Settings, dataset: Dataset) -> None:
         quarantine.where("topic IS NULL OR partition IS NULL OR offset IS NULL OR reason IS NULL").count()
         == 0
     )
-    assert quarantine.select("topic", "partition", "offset").distinct().count() == MALFORMED
+    assert quarantine.select("topic", "partition", "offset").distinct().count() == dataset.malformed
+
+
+def job_env(settings: Settings) -> dict[str, str]:
+    """The environment of an ingestion job run as a process of its own against `settings`."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": str(settings.kafka_bootstrap_servers),
+        "KAFKA_RATINGS_TOPIC": settings.kafka_topic,
+        "LAKEHOUSE_PATH": str(settings.lakehouse_path),
+        "FILMREC_VAR_DIR": str(settings.lakehouse_path.parent / "var"),
+        # The jars are big and immutable: the repository's cache.
+        "SPARK_JARS_DIR": os.environ.get("SPARK_JARS_DIR", str(REPO / "var" / "jars")),
+        "SPARK_DRIVER_MEMORY": "1g",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+
+
+def start_job(settings: Settings, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m filmrec.streaming.ingest ARGS` in its own process group (JVM included)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "filmrec.streaming.ingest", *args],
+            env=job_env(settings),
+            cwd=settings.lakehouse_path.parent,  # no repository .env reaches the job
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a kill takes the JVM with it
+        )
+
+
+def start_submitted_job(settings: Settings, *args: str, log: Path, result: Path) -> subprocess.Popen[bytes]:
+    """spark-submit of spark/jobs/ingest_ratings.py ARGS, shaped as the Compose ratings-stream runs it.
+
+    The process is spark-submit's JVM (the driver's Python is its child), which is
+    what `docker stop` signals in the container.
+    """
+    env = job_env(settings)
+    command = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master",
+        "local[2]",
+        "--jars",
+        f"{env['SPARK_JARS_DIR']}/*.jar",  # a glob, as in docker-compose.yml
+        "--conf",
+        "spark.eventLog.enabled=false",
+        str(REPO / "spark" / "jobs" / "ingest_ratings.py"),
+        *args,
+        "--result-path",
+        str(result),
+    ]
+    env |= {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=settings.lakehouse_path.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def tail(log: Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def processed_messages(status: dict[str, Any]) -> int:
+    """Messages the run has written, by the offsets of its last batch (topics start at 0)."""
+    return sum(int(offset) for offset in (status.get("processed_offsets") or {}).values())
+
+
+def wait_for_status(
+    settings: Settings,
+    job: subprocess.Popen[bytes],
+    log: Path,
+    condition: Callable[[dict[str, Any]], bool],
+    what: str,
+    *,
+    started_after: datetime,
+    timeout: float = 300,
+) -> dict[str, Any]:
+    """The status file of a run started after `started_after` once `condition` holds.
+
+    Fails as soon as the job exits, or when time runs out.
+    """
+    path = LakehouseTables(settings.lakehouse_path).ingestion_status
+    deadline = time.monotonic() + timeout
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = read_status(path)
+        started = status.get("started_at")
+        if started and datetime.fromisoformat(started) > started_after and condition(status):
+            return status
+        assert job.poll() is None, f"the job exited ({job.returncode}) before {what}:\n{tail(log)}"
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {timeout:.0f}s; status {status}\n{tail(log)}")
+
+
+def kill_between_raw_and_clean(
+    job: subprocess.Popen[bytes], tables: LakehouseTables, log: Path, *, batch: int, timeout: float = 600
+) -> None:
+    """SIGKILL the job, JVM included, in the worst place for exactly once.
+
+    That is when `batch` is in raw but not yet merged into clean, and Spark has not
+    committed it: only a re-run can bring those rows to clean. Every batch up to
+    `batch` must add raw rows: raw is at version 0 when created, gains one version
+    per batch (its MERGE), and clean gains its own right after.
+    """
+    markers = checkpoint_dir(tables) / "_filmrec_batches"
+    raw_written = Path(tables.raw_ratings) / "_delta_log" / f"{batch + 1:020d}.json"
+    clean_merged = Path(tables.clean_ratings) / "_delta_log" / f"{batch + 1:020d}.json"
+    deadline = time.monotonic() + timeout
+    try:
+        while not raw_written.exists():
+            assert job.poll() is None, f"ingestion exited before batch {batch} could be hit:\n{tail(log)}"
+            assert time.monotonic() < deadline, f"ingestion never reached batch {batch}:\n{tail(log)}"
+            time.sleep(0.02)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert job.returncode == -signal.SIGKILL
+    assert (markers / f"{batch}.started").exists() and not (markers / f"{batch}.done").exists()
+    assert not clean_merged.exists(), "the kill came too late to hit the raw/clean window"
 
 
 def test_dataset_agrees_with_the_python_contract() -> None:
@@ -193,49 +311,185 @@ def test_ingestion_counts_and_republishing_changes_nothing(streaming_spark, kafk
 
 # Two Spark drivers (the killed job and the re-run) on a 2-core machine: allow for load.
 @pytest.mark.timeout(1800)
-def test_killed_ingestion_reruns_to_the_same_result(streaming_spark, kafka_settings) -> None:  # type: ignore[no-untyped-def]
+def test_killed_ingestion_reruns_to_the_same_result(streaming_spark, kafka_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spark, settings = streaming_spark, kafka_settings
     tables = LakehouseTables(settings.lakehouse_path)
     dataset = make_dataset(seed=11)
     publish(settings, dataset.messages)
 
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": str(settings.kafka_bootstrap_servers),
-        "KAFKA_RATINGS_TOPIC": settings.kafka_topic,
-        "LAKEHOUSE_PATH": str(settings.lakehouse_path),
-        "SPARK_DRIVER_MEMORY": "1g",
-        "SPARK_LOCAL_IP": "127.0.0.1",
-    }
-    job = subprocess.Popen(
-        [sys.executable, "-m", "filmrec.streaming.ingest", "--max-offsets-per-trigger", "2000"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the kill takes the JVM with it
-    )
-    markers = checkpoint_dir(tables) / "_filmrec_batches"
-    # Raw is at version 0 when created, 1 after batch 0, 2 after batch 1's raw MERGE.
-    raw_written = Path(tables.raw_ratings) / "_delta_log" / f"{2:020d}.json"
-    clean_merged = Path(tables.clean_ratings) / "_delta_log" / f"{2:020d}.json"
-    deadline = time.monotonic() + 600
-    try:
-        # Kill in the worst place: batch 1 is in raw but not yet merged into clean, and
-        # Spark has not committed it. Only the re-run can bring those rows to clean.
-        while not raw_written.exists():
-            assert job.poll() is None, "ingestion finished before it could be killed"
-            assert time.monotonic() < deadline, "ingestion never reached its second batch"
-            time.sleep(0.02)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait()
-    assert job.returncode == -signal.SIGKILL
-    assert (markers / "1.started").exists() and not (markers / "1.done").exists()
-    assert not clean_merged.exists(), "the kill came too late to hit the raw/clean window"
+    log = tmp_path / "ingest.log"
+    job = start_job(settings, "--max-offsets-per-trigger", "2000", log=log)
+    kill_between_raw_and_clean(job, tables, log, batch=1)
 
     report = run_ingestion(spark, settings)
     assert report.lag == 0
     assert_expected_tables(spark, settings, dataset)
+
+
+# Three Spark drivers (this session, the killed job and its restart) on 2 cores.
+@pytest.mark.timeout(1800)
+def test_continuous_ingestion_killed_mid_stream_and_restarted_is_exactly_once(  # type: ignore[no-untyped-def]
+    streaming_spark, kafka_settings, tmp_path: Path
+) -> None:
+    spark, settings = streaming_spark, kafka_settings
+    tables = LakehouseTables(settings.lakehouse_path)
+    dataset = make_dataset(seed=23, messages=900, malformed=9, duplicates=9)
+    before, during, after = dataset.messages[:300], dataset.messages[300:600], dataset.messages[600:]
+    publish(settings, before)
+
+    first_log = tmp_path / "continuous-1.log"
+    launched = datetime.now(UTC)
+    job = start_job(settings, "--continuous", "--trigger-seconds", "2", log=first_log)
+    try:
+        wait_for_status(
+            settings,
+            job,
+            first_log,
+            lambda s: processed_messages(s) == len(before),
+            "batch 0 written",
+            started_after=launched,
+        )
+        publish(settings, during)  # arrives while the query runs: the next trigger's batch
+    except BaseException:
+        os.killpg(job.pid, signal.SIGKILL)
+        raise
+    kill_between_raw_and_clean(job, tables, first_log, batch=1)
+    publish(settings, after)  # more while the job is down
+
+    # Restarted the way the Compose service restarts: spark-submit of the job script.
+    second_log, result = tmp_path / "continuous-2.log", tmp_path / "last-run.json"
+    launched = datetime.now(UTC)
+    restarted = start_submitted_job(
+        settings, "--continuous", "--trigger-seconds", "2", log=second_log, result=result
+    )
+    try:
+        caught_up = wait_for_status(
+            settings,
+            restarted,
+            second_log,
+            lambda s: processed_messages(s) == len(dataset.messages) and s.get("lag") == 0,
+            "the restarted job to catch up",
+            started_after=launched,
+        )
+        assert caught_up["status"] == "running" and caught_up["mode"] == "continuous"
+        # `docker stop`: SIGTERM to spark-submit's JVM alone; it reaches the driver all the same.
+        os.kill(restarted.pid, signal.SIGTERM)
+        assert restarted.wait(timeout=180) == 0, tail(second_log)
+    finally:
+        if restarted.poll() is None:
+            os.killpg(restarted.pid, signal.SIGKILL)
+    assert read_status(tables.ingestion_status)["status"] == "stopped"
+    assert json.loads(result.read_text())["lag"] == 0
+    assert_expected_tables(spark, settings, dataset)
+    # Every message read once over both runs: the killed batch was never reported, and
+    # its re-run was; the restart re-ran nothing else.
+    assert read_status(tables.ingestion_status)["totals"]["read"] == len(dataset.messages)
+
+
+@pytest.mark.timeout(1200)
+def test_a_running_continuous_job_holds_the_checkpoint_and_sigterm_stops_it_cleanly(  # type: ignore[no-untyped-def]
+    streaming_spark, kafka_settings, tmp_path: Path
+) -> None:
+    spark, settings = streaming_spark, kafka_settings
+    tables = LakehouseTables(settings.lakehouse_path)
+    dataset = make_dataset(seed=29, messages=400, malformed=4, duplicates=4)
+    publish(settings, dataset.messages[:200])
+    log = tmp_path / "continuous.log"
+    launched = datetime.now(UTC)
+    job = start_job(settings, "--continuous", "--trigger-seconds", "2", log=log)
+    try:
+        running = wait_for_status(
+            settings,
+            job,
+            log,
+            lambda s: processed_messages(s) == 200,
+            "the first events written",
+            started_after=launched,
+        )
+        assert running["pid"] == job.pid  # `python -m`: the job process is the driver
+        assert (running["status"], running["mode"], running["trigger_seconds"]) == (
+            "running",
+            "continuous",
+            2,
+        )
+        assert running_mode(running) is not None and running["last_batch_at"] and running["heartbeat_at"]
+
+        # A second run, in either mode, fails at once and names the holder.
+        started = time.monotonic()
+        second = subprocess.run(
+            [sys.executable, "-m", "filmrec.streaming.ingest"],
+            env=job_env(settings),
+            cwd=settings.lakehouse_path.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode == EXIT_CHECKPOINT_BUSY, second.stderr
+        assert time.monotonic() - started < 60, "it must fail before starting Spark"
+        holder = f"pid {job.pid} on {socket.gethostname()}, mode continuous, started "
+        assert holder in second.stderr and "one ingestion mode per deployment at a time" in second.stderr
+        with pytest.raises(CheckpointBusyError, match=f"pid {job.pid} .*mode continuous"):
+            run_ingestion(spark, settings, continuous=True)
+        assert read_status(tables.ingestion_status)["pid"] == job.pid, "only the holder writes the status"
+
+        # More events, then SIGTERM to the whole process group, as a terminal or the
+        # native stack sends it: the driver and its JVM both get it, and it stops
+        # between two batches.
+        publish(settings, dataset.messages[200:])
+        time.sleep(2.5)  # most likely in the middle of the next batch
+        os.killpg(job.pid, signal.SIGTERM)
+        assert job.wait(timeout=180) == 0, tail(log)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    stopped = read_status(tables.ingestion_status)
+    assert (stopped["status"], stopped["mode"], stopped["pid"]) == ("stopped", "continuous", job.pid)
+    assert stopped["finished_at"] and running_mode(stopped) is None
+    assert "stopping after the running batch" in log.read_text()
+
+    # The lock went with the job; a scheduled run takes whatever the stop left.
+    report = run_ingestion(spark, settings)
+    assert report.lag == 0
+    assert_expected_tables(spark, settings, dataset)
+    assert read_status(tables.ingestion_status)["totals"]["read"] == len(dataset.messages)
+
+
+def test_replaying_a_file_twice_adds_nothing_the_second_time(  # type: ignore[no-untyped-def]
+    streaming_spark, kafka_settings, tmp_path: Path
+) -> None:
+    """`make replay` of one ratings.csv twice into the broker: the second ingestion adds nothing.
+
+    Replayed events carry content-based ids (the same the CSV loader gives), so the
+    second replay's events are all duplicates of the first's, on new offsets.
+    """
+    spark, settings = streaming_spark, kafka_settings
+    tables = LakehouseTables(settings.lakehouse_path)
+    rows = (REPO / "data" / "ml-latest-small" / "ratings.csv").read_text().splitlines()[:151]
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("\n".join([*rows, "1,31,7.0,1260759144", "1,31"]) + "\n")  # + two invalid rows
+    expected_ids = {
+        str(event_id_for(user_id=int(u), movie_id=int(m), rating=float(r), rated_at_epoch=int(t)))
+        for u, m, r, t in (row.split(",") for row in rows[1:])
+    }
+
+    first = replay(ratings, settings=settings, progress=False)
+    assert (first.sent, first.failed, first.invalid) == (150, 0, 2)
+    report = run_ingestion(spark, settings)
+    assert (report.read, report.written, report.duplicates, report.quarantined) == (150, 150, 0, 0)
+    raw = read_table(spark, tables.raw_ratings)
+    assert {row.event_id for row in raw.collect()} == expected_ids
+    assert {row.source for row in raw.select("source").distinct().collect()} == {"replay"}
+    versions = (table_version(spark, tables.raw_ratings), table_version(spark, tables.clean_ratings))
+    clean_before = clean_rows(spark, tables)
+
+    second = replay(ratings, settings=settings, progress=False)
+    assert (second.sent, second.failed, second.invalid) == (150, 0, 2)
+    report = run_ingestion(spark, settings)
+    assert (report.read, report.written, report.duplicates, report.quarantined) == (150, 0, 150, 0)
+    assert report.lag == 0
+    assert (table_version(spark, tables.raw_ratings), table_version(spark, tables.clean_ratings)) == versions
+    assert clean_rows(spark, tables) == clean_before
 
 
 def test_a_rating_posted_to_the_api_reaches_delta(streaming_spark, kafka_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

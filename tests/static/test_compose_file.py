@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,6 +55,8 @@ SECRETS = {
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
 SPARK_SERVICES = {"spark-master", "spark-worker"}
+# Spark drivers that run as services of their own (long-lived streaming queries).
+STREAMING_SERVICES = {"ratings-stream"}
 
 # The settings of src/filmrec/config.py each kind of service needs. Every setting must
 # appear in at least one set, so a new setting forces a decision here.
@@ -78,12 +81,17 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         "CACHE_WARM_K",
         "REDIS_TIMEOUT_SECONDS",
         "SCORING_THREADS",
+        "ONLINE_STATE_ENABLED",
+        "ONLINE_STATE_TTL_SECONDS",
     },
     **dict.fromkeys(
         AIRFLOW_SERVICES,
         _SHARED | _MODEL | _SPARK | {"DATABASE_URL", "SPARK_DRIVER_MEMORY", "MLFLOW_EXPERIMENT_NAME"},
     ),
     **dict.fromkeys(SPARK_SERVICES, _SHARED | _SPARK),
+    **dict.fromkeys(
+        STREAMING_SERVICES, _SHARED | _MODEL | _SPARK | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS"}
+    ),
 }
 
 # Container ports of the platform (the same numbers are published on the host).
@@ -219,12 +227,12 @@ def test_lakehouse_is_mounted_at_one_path_everywhere(services: dict[str, dict[st
         for name, service in services.items()
         if LAKEHOUSE_TARGET in dict(service_mounts(service)).values()
     }
-    assert {"api", *AIRFLOW_SERVICES, *SPARK_SERVICES} <= mounted
+    assert {"api", *AIRFLOW_SERVICES, *SPARK_SERVICES, *STREAMING_SERVICES} <= mounted
 
 
 def test_var_dir_is_shared_where_spark_runs(services: dict[str, dict[str, Any]]) -> None:
     # Checkpoints written by executors are read by drivers: same volume, same path.
-    for name in {"api", *AIRFLOW_SERVICES, *SPARK_SERVICES}:
+    for name in {"api", *AIRFLOW_SERVICES, *SPARK_SERVICES, *STREAMING_SERVICES}:
         environment = service_environment(services[name])
         var_dir = environment["FILMREC_VAR_DIR"]
         assert ("spark-data", var_dir) in service_mounts(services[name]), name
@@ -261,6 +269,37 @@ def test_service_urls_point_at_compose_services(services: dict[str, dict[str, An
         assert hosts <= set(services), f"{name} points at unknown hosts {hosts - set(services)}"
 
 
+def test_the_native_stack_runs_the_streaming_service_as_compose_does(
+    services: dict[str, dict[str, Any]], env: dict[str, str], tmp_path: Path
+) -> None:
+    from filmrec.native_stack import SPARK_JOBS, NativeStack, Ports
+
+    stack = NativeStack(
+        root=tmp_path / "stack", ports=Ports(), lakehouse=tmp_path / "lakehouse", var_dir=tmp_path
+    )
+    daemon = stack.ratings_stream()
+    native = daemon.command
+    compose = [str(part) for part in services["ratings-stream"]["command"]]
+
+    def option(command: list[str], name: str) -> list[str]:
+        return [command[i + 1] for i, part in enumerate(command) if part == name]
+
+    def job_args(command: list[str], script: str) -> list[str]:
+        args = command[command.index(script) + 1 :]
+        at = args.index("--result-path")
+        return args[:at] + args[at + 2 :]
+
+    assert Path(native[0]).name == compose[0] == "spark-submit"
+    assert option(native, "--deploy-mode") == option(compose, "--deploy-mode") == ["client"]
+    assert option(native, "--total-executor-cores") == option(compose, "--total-executor-cores")
+    assert option(native, "--total-executor-cores") == [env["RATINGS_STREAM_CORES"]]
+    assert option(native, "--conf") == option(compose, "--conf")
+    assert job_args(native, str(SPARK_JOBS / "ingest_ratings.py")) == ["--continuous"]
+    assert job_args(compose, "/opt/filmrec/spark/jobs/ingest_ratings.py") == ["--continuous"]
+    assert _seconds(str(services["ratings-stream"]["stop_grace_period"])) == daemon.stop_timeout
+    assert not (tmp_path / "stack").exists(), "describing the daemon must not write anything"
+
+
 def test_api_waits_for_what_it_uses(services: dict[str, dict[str, Any]]) -> None:
     assert {"postgres", "redis", "mlflow", "kafka-init"} <= set(services["api"]["depends_on"])
 
@@ -292,6 +331,38 @@ def test_one_network_and_optional_uis_behind_profiles(
     assert set(compose.get("networks", {})) == {"default"}
     assert all("networks" not in service for service in services.values())
     assert services["kafka-ui"].get("profiles") == ["ui"]
+    # One ingestion mode per deployment: the continuous job only when asked for.
+    assert all(services[name].get("profiles") == ["streaming"] for name in STREAMING_SERVICES)
+
+
+def _seconds(duration: str) -> float:
+    """A Compose duration such as 2m, 90s or 1m30s, in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(f"{n}{u}" for n, u in parts) == duration, f"not a duration: {duration}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+@pytest.mark.parametrize("name", sorted(STREAMING_SERVICES))
+def test_streaming_jobs_restart_and_stop_between_batches(
+    services: dict[str, dict[str, Any]], env: dict[str, str], name: str
+) -> None:
+    service = services[name]
+    assert service.get("restart") == "unless-stopped"
+    # SIGTERM lets the running micro-batch finish: give it well over Compose's 10 s.
+    assert _seconds(str(service.get("stop_grace_period", "10s"))) >= 60, name
+    command = [str(part) for part in service["command"]]
+    assert command[0] == "spark-submit" and "--continuous" in command
+    assert "/opt/filmrec/spark/jobs/ingest_ratings.py" in command
+    assert ("./spark/jobs", "/opt/filmrec/spark/jobs") in service_mounts(service)
+    # It keeps its executor cores for good: never all of the worker's.
+    cores = int(command[command.index("--total-executor-cores") + 1])
+    assert 1 <= cores < int(env["SPARK_WORKER_CORES"]), name
+    # The healthcheck reads the status file's heartbeat; it must be a continuous run.
+    assert service["healthcheck"]["test"][-3:] == ["filmrec.streaming.ingest_status", "--mode", "continuous"]
+    # Executors connect back to the driver: its name must resolve on the network.
+    environment = service_environment(service)
+    assert service["hostname"] == environment["SPARK_LOCAL_HOSTNAME"] == name
 
 
 def test_shared_settings_are_anchors() -> None:

@@ -132,13 +132,15 @@ def test_training_dag_structure(dagbag: dict[str, Any]) -> None:
 def test_ingestion_dag_structure(dagbag: dict[str, Any]) -> None:
     dag = dagbag["dags"]["ratings_ingestion"]
     assert _edges(dag) == {
-        ("kafka_configured", "ingest_ratings"),
+        ("kafka_configured", "checkpoint_free"),
+        ("checkpoint_free", "ingest_ratings"),
         ("kafka_configured", "report_ingestion"),
         ("ingest_ratings", "report_ingestion"),
     }
     assert dag["delta"] == 15 * 60
     assert dag["max_active_runs"] == 1 and not dag["catchup"]
     assert dag["tasks"]["ingest_ratings"]["type"] == "FilmrecSparkSubmitOperator"
+    assert "one ingestion mode per deployment at a time; the lock enforces it" in dag["doc_md"].lower()
 
 
 def test_bootstrap_dag_structure(dagbag: dict[str, Any]) -> None:
@@ -149,7 +151,8 @@ def test_bootstrap_dag_structure(dagbag: dict[str, Any]) -> None:
         ("load_movies", "choose_ratings_route"),
         ("choose_ratings_route", "load_ratings"),
         ("choose_ratings_route", "replay_ratings"),
-        ("replay_ratings", "ingest_replayed_ratings"),
+        ("replay_ratings", "checkpoint_free"),
+        ("checkpoint_free", "ingest_replayed_ratings"),
     }
     assert dag["schedule"] == "NullTimetable"  # one-off: triggered by hand
     assert dag["params"] == ["data_dir"]

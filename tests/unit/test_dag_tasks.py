@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,11 +14,22 @@ from typing import Any
 import pytest
 
 from filmrec.config import Settings
+from filmrec.lakehouse.tables import LakehouseTables
 from filmrec.orchestration import delta_log
 from filmrec.orchestration.defaults import default_args
 from filmrec.orchestration.spark_jobs import parse_grid, write_result
-from filmrec.orchestration.tasks import gate_decision, notify_api, run_dir, warm_serving_cache
+from filmrec.orchestration.tasks import (
+    checkpoint_busy_reason,
+    gate_decision,
+    notify_api,
+    run_dir,
+    skip_while_checkpoint_busy,
+    warm_serving_cache,
+)
+from filmrec.streaming.checkpoint_lock import CheckpointLock
+from filmrec.streaming.ingest import checkpoint_dir
 from filmrec.training.params import DEFAULT_GRID, QUICK_GRID
+from tests.conftest import require
 
 pytestmark = pytest.mark.unit
 
@@ -114,6 +126,24 @@ def test_run_dir_is_a_safe_path(tmp_path: Path) -> None:
     directory = run_dir(settings, "als_training", "manual__2026-01-01T00:00:00+00:00")
     assert directory.parent == tmp_path / "airflow" / "als_training"
     assert ":" not in directory.name and "+" not in directory.name
+
+
+def test_checkpoint_free_skips_while_another_ingestion_run_holds_the_checkpoint(tmp_path: Path) -> None:
+    try:
+        from airflow.sdk.exceptions import AirflowSkipException
+    except ImportError:
+        require(False, "apache-airflow (pip install -e '.[airflow]')")
+    settings = Settings(_env_file=None, LAKEHOUSE_PATH=tmp_path / "lakehouse")
+    assert checkpoint_busy_reason(settings) is None
+    skip_while_checkpoint_busy(settings, meanwhile="nothing")  # free: the run goes on
+
+    with CheckpointLock(checkpoint_dir(LakehouseTables(settings.lakehouse_path)), mode="continuous"):
+        reason = checkpoint_busy_reason(settings)
+        assert reason is not None
+        assert f"pid {os.getpid()}" in reason and "mode continuous" in reason
+        with pytest.raises(AirflowSkipException, match="the events wait in Kafka"):
+            skip_while_checkpoint_busy(settings, meanwhile="the events wait in Kafka")
+    assert checkpoint_busy_reason(settings) is None  # the probe never kept the lock
 
 
 def test_default_args_retry_with_exponential_backoff() -> None:

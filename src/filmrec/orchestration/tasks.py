@@ -254,6 +254,35 @@ def kafka_configured(settings: Settings) -> bool:
     return False
 
 
+def checkpoint_busy_reason(settings: Settings) -> str | None:
+    """Why an ingestion run must not start now (another run holds the checkpoint), or None.
+
+    The rule is one ingestion mode per deployment at a time, and the checkpoint lock
+    enforces it: while the continuous job runs, the scheduled runs have nothing to
+    do (it ingests every event within a trigger interval), so the DAGs skip rather
+    than start a Spark job that would fail on the lock. A probe, not a reservation:
+    a run that starts in between still fails fast on the lock itself.
+    """
+    from filmrec.streaming.checkpoint_lock import CheckpointBusyError, checkpoint_holder
+    from filmrec.streaming.ingest import checkpoint_dir
+
+    checkpoint = checkpoint_dir(LakehouseTables(settings.lakehouse_path))
+    holder = checkpoint_holder(checkpoint)
+    if holder is None:
+        return None
+    return str(CheckpointBusyError(checkpoint, holder))
+
+
+def skip_while_checkpoint_busy(settings: Settings, *, meanwhile: str) -> None:
+    """The checkpoint_free tasks: skip the rest of the run while another run holds the checkpoint."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    reason = checkpoint_busy_reason(settings)
+    if reason:
+        log.info("ingestion skipped: %s", reason)
+        raise AirflowSkipException(f"{reason}. Skipped: {meanwhile}.")
+
+
 def ingestion_gate(settings: Settings, *, run_id: str) -> dict[str, Any] | None:
     """The kafka_configured task: None to skip the run, else where the job reports."""
     if not kafka_configured(settings):
