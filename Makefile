@@ -38,8 +38,19 @@ venv: $(STAMP)
 jars: venv
 	@$(PY) -m filmrec jars > /dev/null
 
+# Without KAFKA_BOOTSTRAP_SERVERS the demo starts the project's own broker (one code
+# path: POST /ratings -> Kafka -> the API's consumer -> fold-in) and leaves it running
+# for `make ingest` (make kafka-down stops it). DEMO_KAFKA=0: no broker, POST /ratings 503.
+# DEMO_SERVE=0: stop after printing recommendations.
+DEMO_FLAGS := $(if $(filter 0,$(DEMO_SERVE)),--no-serve)
 demo: jars
-	$(PY) -m filmrec demo $(DATA_ARGS)
+	@set -e; if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] && [ "$(DEMO_KAFKA)" != "0" ]; then \
+	  echo "==> starting a local Kafka broker for POST /ratings (the first run downloads its jars)"; \
+	  $(PY) -m devstack.broker up --mode kraft; \
+	  export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092; \
+	  $(PY) -m filmrec.ingestion.topics; \
+	fi; \
+	$(PY) -m filmrec demo $(DATA_ARGS) $(DEMO_FLAGS)
 
 load: jars
 	$(PY) -m filmrec load $(DATA_ARGS)
@@ -54,42 +65,43 @@ test: jars
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
-	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+	$(PY) -m pytest -m "unit or static" $(PYTEST_ARGS)
 
 test-integration: jars
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-lint: venv
-	$(VENV)/bin/ruff check src tests api airflow/dags spark test-connections.py
-	$(VENV)/bin/ruff format --check src tests spark airflow/dags
+lint: venv  ## ruff (lint and format) and mypy over the product package
+	$(VENV)/bin/ruff check src tests api airflow/dags spark devstack bench test-connections.py
+	$(VENV)/bin/ruff format --check src tests spark airflow/dags devstack bench
+	$(VENV)/bin/mypy src
 
 format: venv
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests spark airflow/dags devstack bench
+	$(VENV)/bin/ruff check --fix src tests spark airflow/dags devstack bench
 
 # --- Kafka: a single-node broker from Maven Central jars, replay and ingestion -------
 kafka-up: venv  ## Kafka 3.9 on 127.0.0.1:9092 (KAFKA_MODE=zookeeper for ZooKeeper + broker)
-	$(PY) -m filmrec.streaming.broker up --mode $(KAFKA_MODE)
+	$(PY) -m devstack.broker up --mode $(KAFKA_MODE)
 
 kafka-down: venv
-	$(PY) -m filmrec.streaming.broker down
+	$(PY) -m devstack.broker down
 
 kafka-status: venv
-	$(PY) -m filmrec.streaming.broker status
+	$(PY) -m devstack.broker status
 
 topics: venv
-	$(PY) -m filmrec.streaming.topics
+	$(PY) -m filmrec.ingestion.topics
 
 replay: venv  ## make replay [RATINGS=path/to/ratings.csv] [RATE=500] [LIMIT=1000]
-	$(PY) -m filmrec.streaming.replay $(if $(RATINGS),--ratings $(RATINGS)) $(if $(RATE),--rate $(RATE)) $(if $(LIMIT),--limit $(LIMIT))
+	$(PY) -m filmrec.ingestion.replay $(if $(RATINGS),--ratings $(RATINGS)) $(if $(RATE),--rate $(RATE)) $(if $(LIMIT),--limit $(LIMIT))
 
 ingest: jars  ## one availableNow Kafka -> Delta run, merged into clean
-	$(PY) -m filmrec.streaming.ingest
+	$(PY) -m filmrec.ingestion.kafka_ingest
 
 # Ctrl-C (or SIGTERM) stops it after the running micro-batch. While it runs, `make ingest`
 # and the ratings_ingestion DAG find the checkpoint locked and stop at once.
 ingest-stream: jars  ## continuous Kafka -> Delta ingestion [TRIGGER_SECONDS=30]
-	$(PY) -m filmrec.streaming.ingest --continuous $(if $(TRIGGER_SECONDS),--trigger-seconds $(TRIGGER_SECONDS))
+	$(PY) -m filmrec.ingestion.kafka_ingest --continuous $(if $(TRIGGER_SECONDS),--trigger-seconds $(TRIGGER_SECONDS))
 
 # --- The whole platform natively (no Docker), on the Compose ports -------------------
 stack-up: jars  ## make stack-up [STREAMING=1]: with the continuous ingestion job (ratings-stream)
@@ -108,7 +120,7 @@ api-requirements: venv  ## re-lock api/requirements.txt from pyproject.toml (pip
 	$(PY) -m devstack.api_requirements
 
 bench: jars
-	$(PY) -m filmrec.benchmarks $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf var lakehouse/*/ lakehouse/_* .pytest_cache

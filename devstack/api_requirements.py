@@ -20,7 +20,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from devstack import REPO
+
 PYPROJECT = REPO / "pyproject.toml"
 LOCK = REPO / "api" / "requirements.txt"
 HASH_PREFIX = "# pyproject-api-dependencies-sha256: "

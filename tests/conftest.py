@@ -8,13 +8,24 @@ because CI installs and starts everything itself.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# Kafka fixtures (a real broker) for the streaming and API tests.
-pytest_plugins = ["tests.integration.conftest_kafka"]
+TESTS = Path(__file__).resolve().parent
+# The tier is the folder: tests/unit (no JVM, no service), tests/static (the platform's
+# files checked without running it), tests/integration (real Spark, Kafka, services).
+TIERS = ("unit", "static", "integration")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its folder's tier, so `-m unit` etc. select by folder."""
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 def require(condition: bool, missing: str) -> None:

@@ -57,13 +57,14 @@ def bootstrap_movielens() -> None:
         from filmrec.config import get_settings
         from filmrec.orchestration.tasks import movielens_dir, run_dir
 
-        directory = movielens_dir((params or {}).get("data_dir"))
+        settings = get_settings()
+        directory = movielens_dir(settings, (params or {}).get("data_dir"))
         links = directory / "links.csv"
         return {
             "movies": str(directory / "movies.csv"),
             "links": str(links) if links.exists() else "",
             "ratings": str(directory / "ratings.csv"),
-            "run_dir": str(run_dir(get_settings(), "bootstrap_movielens", run_id or "manual")),
+            "run_dir": str(run_dir(settings, "bootstrap_movielens", run_id or "manual")),
         }
 
     def load(task_id: str, *args: str) -> FilmrecSparkSubmitOperator:

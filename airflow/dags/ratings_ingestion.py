@@ -2,7 +2,7 @@
 ### Ratings ingestion: Kafka → Delta, every 15 minutes
 
 Runs the Structured Streaming job `spark/jobs/ingest_ratings.py` (the same job as
-`python -m filmrec.streaming.ingest`) with trigger **availableNow**: it reads every
+`python -m filmrec.ingestion.kafka_ingest`) with trigger **availableNow**: it reads every
 rating event the checkpoint has not seen, writes raw ratings, merges clean ratings,
 quarantines invalid events, and stops. Exactly once across runs and retries.
 

@@ -3,7 +3,7 @@
     spark-submit --jars ... spark/jobs/ingest_ratings.py --result-path REPORT.json \
         [--max-offsets-per-trigger N] [--continuous [--trigger-seconds 30]]
 
-Same job as `python -m filmrec.streaming.ingest`, on the master Airflow's
+Same job as `python -m filmrec.ingestion.kafka_ingest`, on the master Airflow's
 `spark_default` connection (or the Compose `ratings-stream` service) chooses; the
 IngestionReport is written to REPORT.json when the run ends (a continuous run ends
 on SIGTERM/SIGINT, between two batches). A run that finds the checkpoint held by
@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from filmrec.config import get_settings
+    from filmrec.ingestion.checkpoint_lock import CheckpointBusyError
+    from filmrec.ingestion.kafka_ingest import EXIT_CHECKPOINT_BUSY, run_ingestion_job
     from filmrec.orchestration.spark_jobs import configure_logging, submitted_spark, write_result
-    from filmrec.streaming.checkpoint_lock import CheckpointBusyError
-    from filmrec.streaming.ingest import EXIT_CHECKPOINT_BUSY, run_ingestion_job
 
     configure_logging()
     settings = get_settings()

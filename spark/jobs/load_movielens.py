@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to do: give --movies, --ratings or --sync-metadata")
 
     from filmrec.config import get_settings
-    from filmrec.lakehouse.csv_load import load_movies_csv, load_ratings_csv
+    from filmrec.ingestion.csv_load import load_movies_csv, load_ratings_csv
     from filmrec.lakehouse.tables import LakehouseTables
     from filmrec.orchestration.spark_jobs import configure_logging, submitted_spark, write_result
     from filmrec.pipeline import sync_metadata

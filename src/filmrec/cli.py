@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -147,9 +146,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"(x{result.ndcg_ratio:.2f}); promotion: {result.promotion['reason']}"
     )
 
-    if not settings.kafka_bootstrap_servers and args.broker:
-        settings = _with_demo_broker(settings)
-
     port = args.port or settings.api_port
     base_url = f"http://{settings.api_host}:{port}"
     _step(5, total, f"Starting the API on {base_url} ...")
@@ -168,7 +164,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         )
         print("           (the next /recommendations/1 folds it in; `make ingest` lands it in Delta)")
     print(f"  Docs:    {base_url}/docs    Metrics: {base_url}/metrics")
-    if os.environ.get("DEMO_SERVE", "1") == "0":
+    if not args.serve:
         server.should_exit = True
         thread.join(timeout=10)
         return 0
@@ -180,28 +176,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         server.should_exit = True
         thread.join(timeout=10)
     return 0
-
-
-def _with_demo_broker(settings: Settings) -> Settings:
-    """Start the project's own Kafka broker (or reuse one on 127.0.0.1:9092) for the demo.
-
-    One code path: POST /ratings publishes to Kafka and the API's consumer folds the
-    rating in, exactly as on the platform. The broker is left running afterwards so
-    that `make ingest` can load the demo's ratings into Delta (`make kafka-down` stops it).
-    """
-    from filmrec.streaming import broker
-    from filmrec.streaming.topics import ensure_topic
-
-    print("  Starting a local Kafka broker for POST /ratings (the first run downloads its jars) ...")
-    try:
-        bootstrap = broker.up(broker.default_layout())
-    except broker.BrokerError as error:
-        print(f"  no broker ({error}): POST /ratings will answer 503", file=sys.stderr)
-        return settings
-    with_kafka = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
-    ensure_topic(with_kafka)
-    print(f"  Kafka on {bootstrap}, topic {with_kafka.kafka_topic} (left running: make kafka-down stops it)")
-    return with_kafka
 
 
 def cmd_generate(args: argparse.Namespace, _settings: Settings) -> int:
@@ -245,10 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--grid", choices=sorted(GRIDS), default="default")
     demo.add_argument("--port", type=int, default=None)
     demo.add_argument(
-        "--no-broker",
-        dest="broker",
+        "--no-serve",
+        dest="serve",
         action="store_false",
-        help="do not start a local Kafka broker when KAFKA_BOOTSTRAP_SERVERS is unset (POST /ratings: 503)",
+        help="stop after printing recommendations instead of serving until Ctrl-C (scripts, CI)",
     )
     demo.set_defaults(func=cmd_demo)
     generate = sub.add_parser("generate", help="write a synthetic MovieLens-format data set")

@@ -16,7 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """All settings, by environment variable name (case-insensitive)."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty variable (`API_URL=` in a .env) means "not set", not an empty value.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # Local state: SQLite files, the local MLflow store, Spark checkpoints, cached jars.
     var_dir: Path = Field(default=Path("var"), alias="FILMREC_VAR_DIR")
@@ -40,6 +43,18 @@ class Settings(BaseSettings):
     spark_driver_memory: str = Field(default="4g", alias="SPARK_DRIVER_MEMORY")
     spark_jars_dir: Path | None = Field(default=None, alias="SPARK_JARS_DIR")
     spark_checkpoint_dir: Path | None = Field(default=None, alias="SPARK_CHECKPOINT_DIR")
+
+    # Where the platform's files are (a checkout: ./spark/jobs, ./data/ml-latest-small;
+    # the images mount them under /opt/filmrec). None: looked up from the working directory.
+    spark_jobs_dir: Path | None = Field(default=None, alias="FILMREC_SPARK_JOBS_DIR")
+    movielens_dir: Path | None = Field(default=None, alias="FILMREC_MOVIELENS_DIR")
+    # Spark binds its driver here; the one-machine default avoids a host name lookup.
+    spark_local_ip: str = Field(default="127.0.0.1", alias="SPARK_LOCAL_IP")
+
+    # Airflow tasks: the grid the training DAG uses unless a run says otherwise, and the
+    # API whose model swap `notify_api` waits for (unset: the API's own poll is enough).
+    training_grid: str = Field(default="default", alias="FILMREC_TRAINING_GRID")
+    api_url: str | None = Field(default=None, alias="API_URL")
 
     # MLflow.
     mlflow_experiment: str = Field(default="filmrec-als", alias="MLFLOW_EXPERIMENT_NAME")
@@ -75,7 +90,14 @@ class Settings(BaseSettings):
     # The API's MLflow calls (alias polls, model downloads): fail fast, the poller retries.
     mlflow_request_timeout_seconds: float = Field(default=10.0, gt=0, alias="MLFLOW_REQUEST_TIMEOUT_SECONDS")
 
-    @field_validator("var_dir", "lakehouse_path", "spark_jars_dir", "spark_checkpoint_dir")
+    @field_validator(
+        "var_dir",
+        "lakehouse_path",
+        "spark_jars_dir",
+        "spark_checkpoint_dir",
+        "spark_jobs_dir",
+        "movielens_dir",
+    )
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         # Spark, MLflow and SQLite all need absolute paths: they may run in another cwd.

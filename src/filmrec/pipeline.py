@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from filmrec.config import Settings
 from filmrec.data.movielens import MovieLensFiles
-from filmrec.lakehouse.csv_load import LoadReport, load_movies_csv, load_ratings_csv
+from filmrec.ingestion.csv_load import LoadReport, load_movies_csv, load_ratings_csv
 from filmrec.lakehouse.tables import LakehouseTables
 
 if TYPE_CHECKING:

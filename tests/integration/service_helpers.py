@@ -1,33 +1,70 @@
-"""Fixtures and helpers for tests against the real services (PostgreSQL, Redis, MLflow, Prometheus).
+"""Helpers for the integration tests: settings, data slices, servers, waits, metrics.
 
-The shared services come from `scripts/services.sh up` (or `.ci/run`), which exports
-FILMREC_TEST_DATABASE_URL, FILMREC_TEST_REDIS_URL and FILMREC_TEST_MLFLOW_URI. Tests
-that stop a service start their own throwaway instance of it, so the shared ones stay up.
-Test modules import the fixtures they use from here.
+Fixtures live in tests/integration/conftest.py; this module holds only what tests
+call. The shared services come from `scripts/services.sh up` (or `.ci/run`), which
+exports FILMREC_TEST_DATABASE_URL, FILMREC_TEST_REDIS_URL and FILMREC_TEST_MLFLOW_URI.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import pytest
-
+from filmrec.config import Settings
+from filmrec.ingestion.producer import make_producer
+from filmrec.ingestion.topics import ensure_topic
 from tests.conftest import require
-from tests.integration.conftest import BUNDLED, make_settings, write_slice
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+BUNDLED = REPO / "data" / "ml-latest-small"
+
+
+def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    """Settings with every piece of local state under `root` (lakehouse, MLflow, SQLite)."""
+    from filmrec.config import Settings
+
+    values: dict[str, object] = {
+        "FILMREC_VAR_DIR": root / "var",
+        "LAKEHOUSE_PATH": root / "lakehouse",
+        # Jars are shared between tests: they are big and immutable.
+        "SPARK_JARS_DIR": Path(os.environ.get("SPARK_JARS_DIR", REPO / "var" / "jars")),
+        "SPARK_DRIVER_MEMORY": "2g",
+        "MODEL_POLL_SECONDS": 0.2,
+        # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to the process environment,
+        # so without this a test would silently use the store of the previous test.
+        "MLFLOW_TRACKING_URI": None,
+        # Embedded defaults unless a test asks for a real service explicitly.
+        "DATABASE_URL": None,
+        "REDIS_URL": None,
+        "KAFKA_BOOTSTRAP_SERVERS": None,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def write_slice(directory: Path, *, users: int) -> Path:
+    """The bundled ratings of the first `users` users, as a MovieLens ratings.csv."""
+    import pandas as pd
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ratings = pd.read_csv(BUNDLED / "ratings.csv")
+    path = directory / "ratings.csv"
+    ratings[ratings["userId"] <= users].to_csv(path, index=False, float_format="%.1f")
+    return path
+
 
 SLICE_USERS = 150
 
 
-def _service_env(name: str, what: str) -> str:
+def service_env(name: str, what: str) -> str:
     value = os.environ.get(name)
     require(
         bool(value),
@@ -37,65 +74,10 @@ def _service_env(name: str, what: str) -> str:
     return value
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    """The shared PostgreSQL (its app role may create databases)."""
-    from sqlalchemy import create_engine, text
-
-    url = _service_env("FILMREC_TEST_DATABASE_URL", "a PostgreSQL URL")
-    engine = create_engine(url, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as error:
-        require(False, f"PostgreSQL at FILMREC_TEST_DATABASE_URL answering ({error})")
-    finally:
-        engine.dispose()
-    return url
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    import redis
-
-    url = _service_env("FILMREC_TEST_REDIS_URL", "a Redis URL")
-    try:
-        redis.Redis.from_url(url, socket_timeout=2).ping()
-    except Exception as error:
-        require(False, f"Redis at FILMREC_TEST_REDIS_URL answering ({error})")
-    return url
-
-
-@pytest.fixture(scope="session")
-def mlflow_uri() -> str:
-    from filmrec.native_services import http_ok
-
-    uri = _service_env("FILMREC_TEST_MLFLOW_URI", "an MLflow tracking server URL")
-    require(http_ok(f"{uri}/health", timeout=3), f"MLflow server at {uri} answering /health")
-    return uri
-
-
-def _with_database(base_url: str, database: str) -> str:
+def with_database(base_url: str, database: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(base_url).set(database=database).render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def fresh_pg_database(pg_url: str) -> Iterator[str]:
-    """An empty database of its own on the shared PostgreSQL, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    name = f"filmrec_it_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _with_database(pg_url, name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass(frozen=True)
@@ -110,33 +92,6 @@ class TrainedModel:
 
     def settings(self, **more: Any):  # type: ignore[no-untyped-def]
         return make_settings(self.root, **(self.overrides | more))
-
-
-@pytest.fixture(scope="session")
-def trained_on_server(spark, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:  # type: ignore[no-untyped-def]
-    """Load a slice of MovieLens into Delta, train (quick grid) and register on the MLflow server.
-
-    Unique experiment and model names keep reruns against the same server apart.
-    """
-    from filmrec.data.movielens import MovieLensFiles
-    from filmrec.pipeline import load_movielens
-    from filmrec.training.job import train_and_register
-    from filmrec.training.params import QUICK_GRID
-
-    root = tmp_path_factory.mktemp("services")
-    suffix = uuid.uuid4().hex[:8]
-    overrides: dict[str, Any] = {
-        "MLFLOW_TRACKING_URI": mlflow_uri,
-        "MODEL_NAME": f"filmrec-it-{suffix}",
-        "MLFLOW_EXPERIMENT_NAME": f"filmrec-it-{suffix}",
-    }
-    settings = make_settings(root, **overrides)
-    ratings = write_slice(root / "input", users=SLICE_USERS)
-    files = MovieLensFiles(ratings=ratings, movies=BUNDLED / "movies.csv", links=BUNDLED / "links.csv")
-    load_movielens(spark, settings, files)
-    result = train_and_register(spark, settings=settings, grid=QUICK_GRID)
-    assert result.promotion["promoted"], result.promotion
-    return TrainedModel(root, overrides, settings.model_name, result.model_version, result.run_id)
 
 
 def promote_copy(settings: Any, version: str) -> str:
@@ -190,40 +145,6 @@ def postgres_tmpdir() -> Path:
     return path
 
 
-@pytest.fixture
-def throwaway_postgres() -> Iterator[Any]:
-    """A PostgreSQL cluster of this test's own, on a free port, removed afterwards."""
-    from filmrec.native_services import PostgresServer, free_port, postgres_bin
-
-    try:
-        postgres_bin("initdb")
-    except Exception as error:
-        require(False, f"PostgreSQL server binaries ({error})")
-    root = postgres_tmpdir()
-    server = PostgresServer(root / "pg", free_port())
-    server.start()
-    server.ensure_database("filmrec", "filmrec", "filmrec")
-    try:
-        yield server
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def throwaway_redis(tmp_path: Path) -> Iterator[Any]:
-    """A redis-server of this test's own on a free port (the test may stop and restart it)."""
-    from filmrec.native_services import RedisServer, free_port
-
-    require(shutil.which("redis-server") is not None, "`redis-server` (apt-get install -y redis-server)")
-    server = RedisServer(tmp_path / "redis", free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class ServerThread:
     """A real uvicorn server in a thread, for clients outside the process (Prometheus)."""
 
@@ -246,3 +167,26 @@ class ServerThread:
     def __exit__(self, *_exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip on a developer machine; fail in CI, where every service must be there."""
+    require(False, reason)
+    raise AssertionError("unreachable: require() skips or fails")
+
+
+def publish(settings: Settings, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Send (key, value) messages to the settings' topic (created if missing); all must be acked."""
+    ensure_topic(settings)
+    producer = make_producer(settings, delivery_timeout_s=30.0)
+    failures: list[object] = []
+    for key, value in messages:
+        producer.produce(
+            settings.kafka_topic,
+            key=key,
+            value=value,
+            on_delivery=lambda error, _msg: failures.append(error) if error else None,
+        )
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    assert failures == []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from filmrec.orchestration.local_airflow import DagRunOutcome, LocalAirflow
+from devstack.local_airflow import DagRunOutcome, LocalAirflow
 from tests.conftest import require
 
 # Each DAG run starts one or two JVMs through spark-submit: on a busy 2-core box a
@@ -129,8 +129,8 @@ def test_bootstrap_loads_the_data_directly_without_kafka(local_airflow: LocalAir
             "ingest_replayed_ratings": "skipped",
         },
     )
+    from filmrec.lakehouse import delta_log
     from filmrec.metadata.store import MovieStore
-    from filmrec.orchestration import delta_log
 
     assert delta_log.rows_changed_since(local_airflow.root / "lakehouse" / "clean_ratings", 0) > 10_000
     assert MovieStore.from_url(f"sqlite:///{local_airflow.root / 'var' / 'filmrec.db'}").count() > 9_000
@@ -142,7 +142,7 @@ def test_training_registers_and_promotes_on_a_fresh_registry(local_airflow: Loca
     assert outcome.returncode == 0
     versions = _versions(local_airflow)
     assert list(versions) == ["1"]
-    from filmrec.orchestration import delta_log
+    from filmrec.lakehouse import delta_log
 
     assert versions["1"]["data_version"] == str(
         delta_log.latest_version(local_airflow.root / "lakehouse" / "clean_ratings")

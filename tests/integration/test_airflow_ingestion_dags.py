@@ -27,18 +27,17 @@ from pathlib import Path
 
 import pytest
 
+from devstack.local_airflow import DagRunOutcome, LocalAirflow
 from filmrec.config import Settings
-from filmrec.contract import RatingEvent
+from filmrec.ingestion.checkpoint_lock import CheckpointLock
+from filmrec.ingestion.contract import RatingEvent
+from filmrec.ingestion.events import encode_event
+from filmrec.ingestion.ingest_status import read_status
+from filmrec.ingestion.kafka_ingest import checkpoint_dir
+from filmrec.lakehouse import delta_log
 from filmrec.lakehouse.tables import LakehouseTables
-from filmrec.orchestration import delta_log
-from filmrec.orchestration.local_airflow import DagRunOutcome, LocalAirflow
-from filmrec.streaming.checkpoint_lock import CheckpointLock
-from filmrec.streaming.events import encode_event
-from filmrec.streaming.ingest import checkpoint_dir
-from filmrec.streaming.ingest_status import read_status
 from tests.conftest import require
-from tests.integration.conftest import BUNDLED, write_slice
-from tests.integration.conftest_kafka import publish
+from tests.integration.service_helpers import BUNDLED, publish, write_slice
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 

@@ -19,9 +19,7 @@ from fastapi.testclient import TestClient
 
 from filmrec.model.registry import champion_version, configure_mlflow
 from filmrec.serving.app import create_app
-from tests.integration.conftest import make_settings
-
-pytestmark = pytest.mark.integration
+from tests.integration.service_helpers import make_settings
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,15 @@ from typing import Any
 import pytest
 
 from filmrec.config import Settings
-from filmrec.contract import RatingEvent, event_id_for
+from filmrec.ingestion.checkpoint_lock import CheckpointBusyError
+from filmrec.ingestion.contract import RatingEvent, event_id_for
+from filmrec.ingestion.events import InvalidEventError, deserialize_event, encode_event
+from filmrec.ingestion.ingest_status import read_status, running_mode
+from filmrec.ingestion.kafka_ingest import EXIT_CHECKPOINT_BUSY, checkpoint_dir, run_ingestion
+from filmrec.ingestion.replay import replay
+from filmrec.ingestion.topics import ensure_topic
 from filmrec.lakehouse.tables import LakehouseTables, read_table, table_version
-from filmrec.streaming.checkpoint_lock import CheckpointBusyError
-from filmrec.streaming.events import InvalidEventError, deserialize_event, encode_event
-from filmrec.streaming.ingest import EXIT_CHECKPOINT_BUSY, checkpoint_dir, run_ingestion
-from filmrec.streaming.ingest_status import read_status, running_mode
-from filmrec.streaming.replay import replay
-from filmrec.streaming.topics import ensure_topic
-from tests.integration.conftest_kafka import publish
-
-pytestmark = pytest.mark.integration
+from tests.integration.service_helpers import publish
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,10 +155,10 @@ def job_env(settings: Settings) -> dict[str, str]:
 
 
 def start_job(settings: Settings, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    """`python -m filmrec.streaming.ingest ARGS` in its own process group (JVM included)."""
+    """`python -m filmrec.ingestion.kafka_ingest ARGS` in its own process group (JVM included)."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "filmrec.streaming.ingest", *args],
+            [sys.executable, "-m", "filmrec.ingestion.kafka_ingest", *args],
             env=job_env(settings),
             cwd=settings.lakehouse_path.parent,  # no repository .env reaches the job
             stdout=out,
@@ -417,7 +415,7 @@ def test_a_running_continuous_job_holds_the_checkpoint_and_sigterm_stops_it_clea
         # A second run, in either mode, fails at once and names the holder.
         started = time.monotonic()
         second = subprocess.run(
-            [sys.executable, "-m", "filmrec.streaming.ingest"],
+            [sys.executable, "-m", "filmrec.ingestion.kafka_ingest"],
             env=job_env(settings),
             cwd=settings.lakehouse_path.parent,
             capture_output=True,

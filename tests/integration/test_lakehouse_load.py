@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from filmrec.contract import event_id_for
-from filmrec.lakehouse.csv_load import load_movies_csv, load_ratings_csv
+from filmrec.ingestion.contract import event_id_for
+from filmrec.ingestion.csv_load import load_movies_csv, load_ratings_csv
 from filmrec.lakehouse.tables import LakehouseTables, read_table, table_version
-
-pytestmark = pytest.mark.integration
 
 RATINGS = """userId,movieId,rating,timestamp
 1,10,4.0,964982703

@@ -9,11 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from tests.integration.conftest import make_settings
-
-pytestmark = pytest.mark.integration
+from tests.integration.service_helpers import make_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

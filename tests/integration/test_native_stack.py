@@ -1,7 +1,7 @@
 """The platform without Docker (issue 6, part 6a): every Compose service run natively on
 the Compose ports, checked by test-connections.py, and training scaled out on Spark.
 
-The module brings the native stack up (`python -m filmrec.native_stack up`), or uses it
+The module brings the native stack up (`python -m devstack.stack up`), or uses it
 as it is when `make stack-up` already ran, and stops at the end only what it started.
 Then, on that stack:
 
@@ -33,15 +33,13 @@ import pytest
 
 from tests.conftest import require
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 SLICE_USERS = 100
 GRAFANA = "grafana"
 
 
 def _require_prerequisites() -> None:
-    from filmrec.native_services import ServiceError, postgres_bin
+    from devstack.services import ServiceError, postgres_bin
 
     require(shutil.which("java") is not None, "`java` 17+ (install openjdk-17-jre-headless)")
     try:
@@ -60,7 +58,7 @@ def _require_prerequisites() -> None:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Any]:
     _require_prerequisites()
-    from filmrec.native_stack import NativeStack, StackError
+    from devstack.stack import NativeStack, StackError
 
     native = NativeStack.from_env()
     try:

@@ -19,19 +19,16 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from devstack.broker import free_port
 from filmrec.config import Settings
-from filmrec.contract import RatingEvent
+from filmrec.ingestion.contract import RatingEvent
+from filmrec.ingestion.producer import RatingPublisher
+from filmrec.ingestion.topics import ensure_topic
 from filmrec.serving.app import create_app
 from filmrec.serving.model_holder import ModelHolder
 from filmrec.serving.online_state import InProcessOnlineState, RedisOnlineState
 from filmrec.serving.rating_stream import RatingStreamConsumer
-from filmrec.streaming.broker import free_port
-from filmrec.streaming.producer import RatingPublisher
-from filmrec.streaming.topics import ensure_topic
-from tests.integration.conftest import make_settings
-from tests.integration.service_helpers import redis_url, wait_for  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.integration
+from tests.integration.service_helpers import make_settings, wait_for
 
 NEW_USER = 900_001
 # Bounded waits: the loop's promise is seconds; the bound leaves room for a busy CI box.
@@ -138,7 +135,7 @@ def _api_process_env(settings: Settings, port: int) -> dict[str, str]:
 def test_two_api_processes_share_the_online_state_in_redis(
     trained_root: Path,
     kafka_bootstrap: str,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     settings = loop_settings(trained_root, kafka_bootstrap, REDIS_URL=redis_url)
     port = free_port()
@@ -185,8 +182,8 @@ def test_two_api_processes_share_the_online_state_in_redis(
 
 
 def _publish_many(settings: Settings, n: int) -> set[tuple[int, int]]:
-    from filmrec.streaming.events import encode_event
-    from filmrec.streaming.producer import make_producer
+    from filmrec.ingestion.events import encode_event
+    from filmrec.ingestion.producer import make_producer
 
     producer = make_producer(settings)
     pairs = set()
@@ -206,7 +203,7 @@ def _held(store: Any) -> int:
 def test_a_consumer_stopped_mid_stream_loses_nothing_and_applies_nothing_twice(
     trained_root: Path,
     kafka_bootstrap: str,
-    redis_url: str,  # noqa: F811
+    redis_url: str,
 ) -> None:
     settings = loop_settings(trained_root, kafka_bootstrap, REDIS_URL=redis_url)
     n = 1500

@@ -6,32 +6,16 @@ each dependency fails in turn (on throwaway instances the test owns) and the API
 answering from the model, reports it in /ready and /metrics, and recovers by itself.
 """
 
-# Fixtures are imported from service_helpers and then named as parameters.
-# ruff: noqa: F811
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from filmrec.serving.app import create_app
 from filmrec.serving.cache import model_key_prefix, recommendation_key
-from tests.integration.service_helpers import (  # noqa: F401 (fixtures)
-    fresh_pg_database,
-    metric_value,
-    mlflow_uri,
-    pg_url,
-    promote_copy,
-    redis_url,
-    throwaway_postgres,
-    throwaway_redis,
-    trained_on_server,
-    wait_for,
-)
-
-pytestmark = pytest.mark.integration
+from tests.integration.service_helpers import metric_value, promote_copy, wait_for
 
 UNKNOWN_USER = 999_999
 
@@ -161,7 +145,7 @@ def test_postgres_stopped(spark, trained_on_server, throwaway_postgres, redis_ur
 
 
 def test_mlflow_unreachable_keeps_the_model(trained_on_server) -> None:  # type: ignore[no-untyped-def]
-    from filmrec.native_services import free_port
+    from devstack.services import free_port
 
     settings = trained_on_server.settings()
     with TestClient(create_app(settings)) as client:
@@ -183,7 +167,7 @@ def test_mlflow_unreachable_keeps_the_model(trained_on_server) -> None:  # type:
 
 
 def test_ready_reports_kafka_when_configured(trained_on_server) -> None:  # type: ignore[no-untyped-def]
-    from filmrec.native_services import free_port
+    from devstack.services import free_port
 
     settings = trained_on_server.settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
     with TestClient(create_app(settings)) as client:

@@ -4,8 +4,6 @@ Also: the ORM matches what the migrations build, a foundation-era database (movi
 made by create_all) is adopted, and the movie sync is an idempotent upsert.
 """
 
-# Fixtures are imported from service_helpers and then named as parameters.
-# ruff: noqa: F811
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,14 +15,6 @@ from filmrec.metadata.engine import make_engine
 from filmrec.metadata.migrate import current_revision, head_revision, upgrade_database
 from filmrec.metadata.orm import Base
 from filmrec.metadata.store import MovieStore
-from tests.integration.service_helpers import (  # noqa: F401 (fixtures)
-    fresh_pg_database,
-    mlflow_uri,
-    pg_url,
-    trained_on_server,
-)
-
-pytestmark = pytest.mark.integration
 
 TABLES = {"alembic_version", "movies", "links", "genres", "model_deployments"}
 

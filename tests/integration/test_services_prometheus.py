@@ -4,8 +4,6 @@ The API runs as a real uvicorn server; Prometheus gets a generated config with t
 same job name as prometheus/prometheus.native.yml and a 1 s scrape interval.
 """
 
-# Fixtures are imported from service_helpers and then named as parameters.
-# ruff: noqa: F811
 from __future__ import annotations
 
 import shutil
@@ -16,25 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
+from filmrec.ingestion.ingest_status import RunState, RunStatus
+from filmrec.ingestion.topics import ensure_topic
 from filmrec.serving.app import create_app
-from filmrec.streaming.ingest_status import RunState, RunStatus
-from filmrec.streaming.topics import ensure_topic
 from tests.conftest import require
-from tests.integration.service_helpers import (  # noqa: F401 (fixtures)
-    ServerThread,
-    fresh_pg_database,
-    mlflow_uri,
-    pg_url,
-    redis_url,
-    trained_on_server,
-    wait_for,
-)
+from tests.integration.service_helpers import ServerThread, wait_for
 from tests.static.grafana_queries import API_METRICS, HISTOGRAMS, panel_queries
-
-pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,8 +86,8 @@ def test_prometheus_scrapes_the_api_and_grafana_panels_have_data(
     kafka_bootstrap: str,
     tmp_path: Path,
 ) -> None:
+    from devstack.services import PrometheusServer, free_port
     from filmrec.lakehouse.tables import LakehouseTables
-    from filmrec.native_services import PrometheusServer, free_port
     from filmrec.pipeline import sync_metadata
 
     require(shutil.which("prometheus") is not None, "`prometheus` (apt-get install -y prometheus)")

@@ -13,10 +13,8 @@ from filmrec.model.recommender import FactorRecommender
 from filmrec.model.registry import champion_version, configure_mlflow, promote_if_better
 from filmrec.training.als import fit_als
 from filmrec.training.params import PROTOCOL_VERSION, ALSParams
-from tests.integration.conftest import make_settings
+from tests.integration.service_helpers import make_settings
 from tests.recommender_contract import RecommenderContract
-
-pytestmark = pytest.mark.integration
 
 
 class TestALSContract(RecommenderContract):

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from filmrec.config import Settings
 from tests.static.static_helpers import ROOT, parse_dotenv
 from tests.static.test_compose_file import NEEDED_SETTINGS
-
-pytestmark = pytest.mark.unit
 
 API_ENV_EXAMPLE = ROOT / "api" / ".env.example"
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from packaging.requirements import Requirement
 
 from devstack.api_requirements import LOCK, api_dependencies, dependencies_hash, recorded_hash
-
-pytestmark = pytest.mark.unit
 
 
 def pins() -> dict[str, str]:

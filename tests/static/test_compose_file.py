@@ -28,8 +28,6 @@ from tests.static.static_helpers import (
     variable_references,
 )
 
-pytestmark = pytest.mark.unit
-
 VOLUMES = {
     "zookeeper-data",
     "kafka-data",
@@ -86,11 +84,23 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
     },
     **dict.fromkeys(
         AIRFLOW_SERVICES,
-        _SHARED | _MODEL | _SPARK | {"DATABASE_URL", "SPARK_DRIVER_MEMORY", "MLFLOW_EXPERIMENT_NAME"},
+        _SHARED
+        | _MODEL
+        | _SPARK
+        | {
+            "DATABASE_URL",
+            "SPARK_DRIVER_MEMORY",
+            "MLFLOW_EXPERIMENT_NAME",
+            "API_URL",
+            "FILMREC_TRAINING_GRID",
+            "FILMREC_SPARK_JOBS_DIR",
+            "FILMREC_MOVIELENS_DIR",
+        },
     ),
     **dict.fromkeys(SPARK_SERVICES, _SHARED | _SPARK),
     **dict.fromkeys(
-        STREAMING_SERVICES, _SHARED | _MODEL | _SPARK | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS"}
+        STREAMING_SERVICES,
+        _SHARED | _MODEL | _SPARK | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS", "SPARK_LOCAL_IP"},
     ),
 }
 
@@ -272,7 +282,7 @@ def test_service_urls_point_at_compose_services(services: dict[str, dict[str, An
 def test_the_native_stack_runs_the_streaming_service_as_compose_does(
     services: dict[str, dict[str, Any]], env: dict[str, str], tmp_path: Path
 ) -> None:
-    from filmrec.native_stack import SPARK_JOBS, NativeStack, Ports
+    from devstack.stack import SPARK_JOBS, NativeStack, Ports
 
     stack = NativeStack(
         root=tmp_path / "stack", ports=Ports(), lakehouse=tmp_path / "lakehouse", var_dir=tmp_path
@@ -359,7 +369,7 @@ def test_streaming_jobs_restart_and_stop_between_batches(
     cores = int(command[command.index("--total-executor-cores") + 1])
     assert 1 <= cores < int(env["SPARK_WORKER_CORES"]), name
     # The healthcheck reads the status file's heartbeat; it must be a continuous run.
-    assert service["healthcheck"]["test"][-3:] == ["filmrec.streaming.ingest_status", "--mode", "continuous"]
+    assert service["healthcheck"]["test"][-3:] == ["filmrec.ingestion.ingest_status", "--mode", "continuous"]
     # Executors connect back to the driver: its name must resolve on the network.
     environment = service_environment(service)
     assert service["hostname"] == environment["SPARK_LOCAL_HOSTNAME"] == name

@@ -18,8 +18,6 @@ import pytest
 
 from tests.static.static_helpers import ROOT
 
-pytestmark = pytest.mark.unit
-
 
 def load_script() -> ModuleType:
     # The file name has a hyphen, so it is loaded by path rather than imported.

@@ -12,8 +12,6 @@ import pytest
 
 from tests.static.static_helpers import ROOT, load_compose_raw, require_tool
 
-pytestmark = pytest.mark.unit
-
 DOCKERFILES = [
     ROOT / "api" / "Dockerfile",
     ROOT / "docker" / "spark" / "Dockerfile",

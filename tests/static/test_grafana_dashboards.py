@@ -18,8 +18,6 @@ from tests.static.grafana_queries import (
 )
 from tests.static.static_helpers import ROOT, env_example, filled_env, load_compose, service_mounts
 
-pytestmark = pytest.mark.unit
-
 PROVISIONING = ROOT / "grafana" / "provisioning"
 EXPECTED_DASHBOARDS = {"api-serving.json", "pipeline.json"}
 

@@ -7,11 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.static.static_helpers import ROOT, parse_dotenv, require_tool
-
-pytestmark = pytest.mark.unit
 
 INIT_SH = ROOT / "init.sh"
 

@@ -11,8 +11,6 @@ import yaml
 
 from tests.static.static_helpers import ROOT, require_tool
 
-pytestmark = pytest.mark.unit
-
 PROMETHEUS_DIR = ROOT / "prometheus"
 CONFIGS = [PROMETHEUS_DIR / "prometheus.yml", PROMETHEUS_DIR / "prometheus.native.yml"]
 ALERTS = PROMETHEUS_DIR / "alerts.yml"

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from filmrec.config import Settings
-from filmrec.contract import RatingEvent
+from filmrec.ingestion.contract import RatingEvent
 from filmrec.metadata.store import MovieInfo
 from filmrec.serving import deps
 from filmrec.serving.app import create_app
@@ -28,8 +28,6 @@ from filmrec.serving.recommendations import RecommendationService
 from filmrec.serving.schemas import RatingIn
 from tests.recommender_contract import GROUPS, tiny_matrix
 from tests.reference_als import reference_model
-
-pytestmark = pytest.mark.unit
 
 
 class FakeMovies(MovieLookup):

@@ -6,8 +6,6 @@ import pytest
 
 from filmrec.serving.breaker import CircuitBreaker, CircuitOpenError
 
-pytestmark = pytest.mark.unit
-
 
 def _fail() -> None:
     raise ConnectionError("down")

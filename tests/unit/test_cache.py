@@ -2,11 +2,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from filmrec.serving.cache import InProcessCache, recommendation_key
-
-pytestmark = pytest.mark.unit
 
 
 def test_keys_carry_the_model_version() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from filmrec.streaming.checkpoint_lock import (
+from filmrec.ingestion.checkpoint_lock import (
     LOCK_FILE_NAME,
     CheckpointBusyError,
     CheckpointLock,
@@ -21,14 +21,12 @@ from filmrec.streaming.checkpoint_lock import (
     checkpoint_holder,
 )
 
-pytestmark = pytest.mark.unit
-
 # A separate process that takes the lock, says so, and waits to be killed.
 _HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from filmrec.streaming.checkpoint_lock import CheckpointLock
+    from filmrec.ingestion.checkpoint_lock import CheckpointLock
 
     lock = CheckpointLock(Path(sys.argv[1]), mode="continuous").acquire()
     print("locked", flush=True)

@@ -10,8 +10,6 @@ import pytest
 
 from filmrec.cli import build_parser, main
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("command", ["load", "sync-movies", "train", "serve", "demo", "generate", "jars"])
 def test_every_subcommand_answers_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,9 +5,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from filmrec.contract import RatingEvent, event_id_for, is_half_step
-
-pytestmark = pytest.mark.unit
+from filmrec.ingestion.contract import RatingEvent, event_id_for, is_half_step
 
 
 def test_a_valid_event_gets_an_id_and_a_timestamp() -> None:

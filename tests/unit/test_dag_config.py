@@ -7,13 +7,10 @@ import configparser
 from importlib import resources
 from pathlib import Path
 
-import pytest
 import yaml
 from packaging.requirements import Requirement
 
 from tests.conftest import require
-
-pytestmark = pytest.mark.unit
 
 CONFIG = Path(__file__).resolve().parents[2] / "airflow" / "config"
 # Sections that belong to providers not installed in the test environment.

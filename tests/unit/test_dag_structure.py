@@ -19,8 +19,6 @@ import pytest
 
 from tests.conftest import require
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "airflow" / "dags"
 HEAVY_MODULES = ("pyspark", "delta", "mlflow", "confluent_kafka", "redis", "pandas", "filmrec.training")

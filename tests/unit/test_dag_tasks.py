@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from filmrec.config import Settings
+from filmrec.ingestion.checkpoint_lock import CheckpointLock
+from filmrec.ingestion.kafka_ingest import checkpoint_dir
+from filmrec.lakehouse import delta_log
 from filmrec.lakehouse.tables import LakehouseTables
-from filmrec.orchestration import delta_log
 from filmrec.orchestration.defaults import default_args
 from filmrec.orchestration.spark_jobs import parse_grid, write_result
 from filmrec.orchestration.tasks import (
@@ -26,12 +28,8 @@ from filmrec.orchestration.tasks import (
     skip_while_checkpoint_busy,
     warm_serving_cache,
 )
-from filmrec.streaming.checkpoint_lock import CheckpointLock
-from filmrec.streaming.ingest import checkpoint_dir
 from filmrec.training.params import DEFAULT_GRID, QUICK_GRID
 from tests.conftest import require
-
-pytestmark = pytest.mark.unit
 
 
 def _commit(table: Path, version: int, operation: str, metrics: dict[str, int]) -> None:

@@ -9,8 +9,6 @@ import pytest
 from filmrec.training.evaluation import evaluate, user_metrics
 from filmrec.training.factor_models import assemble
 
-pytestmark = pytest.mark.unit
-
 
 def test_user_metrics_by_hand() -> None:
     # Hits at ranks 1 and 3 of 3, with 4 relevant items.

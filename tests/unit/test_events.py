@@ -11,17 +11,15 @@ from pathlib import Path
 import pytest
 
 from filmrec.config import Settings
-from filmrec.contract import RatingEvent, event_id_for
-from filmrec.streaming.events import (
+from filmrec.ingestion.contract import RatingEvent, event_id_for
+from filmrec.ingestion.events import (
     InvalidEventError,
     deserialize_event,
     encode_event,
     serialize_event,
 )
-from filmrec.streaming.producer import PublishError, RatingPublisher, producer_config
-from filmrec.streaming.replay import read_events, row_to_event
-
-pytestmark = pytest.mark.unit
+from filmrec.ingestion.producer import PublishError, RatingPublisher, producer_config
+from filmrec.ingestion.replay import read_events, row_to_event
 
 
 def _event(**overrides: object) -> RatingEvent:

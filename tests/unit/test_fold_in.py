@@ -18,8 +18,6 @@ from filmrec.training.factor_models import assemble
 from tests.recommender_contract import RecommenderContract, tiny_matrix
 from tests.reference_als import reference_als
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("confidence", ["binary", "rating", "log"])
 def test_folding_a_training_user_back_in_reproduces_their_vector(confidence: str) -> None:

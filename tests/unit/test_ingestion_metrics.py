@@ -4,13 +4,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from filmrec.ingestion.ingest_status import RunState, RunStatus
 from filmrec.serving.metrics import IngestionStatusCollector
-from filmrec.streaming.ingest_status import RunState, RunStatus
-
-pytestmark = pytest.mark.unit
 
 
 def test_the_ingestion_status_file_becomes_metrics(tmp_path: Path) -> None:

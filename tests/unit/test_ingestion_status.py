@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from filmrec.streaming.ingest_status import (
+from filmrec.ingestion.ingest_status import (
     IngestionMode,
     RunState,
     RunStatus,
@@ -18,8 +18,6 @@ from filmrec.streaming.ingest_status import (
     running_mode,
     stale_after_seconds,
 )
-
-pytestmark = pytest.mark.unit
 
 
 def _counts(read: int, written: int, batches: int) -> dict[str, int]:

@@ -5,12 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
-import pytest
-
 from filmrec.serving.cache import recommendation_key
 from filmrec.serving.online_state import InProcessOnlineState, OnlineRating, VisibilityTracker
-
-pytestmark = pytest.mark.unit
 
 
 def rating(user: int, movie: int, stars: float, *, rated_at_ms: int = 1_000, event_id: str | None = None,

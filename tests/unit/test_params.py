@@ -5,8 +5,6 @@ from pydantic import ValidationError
 
 from filmrec.training.params import DEFAULT_GRID, QUICK_GRID, ALSParams, EvaluationProtocol
 
-pytestmark = pytest.mark.unit
-
 
 def test_defaults_follow_the_published_protocol() -> None:
     protocol = EvaluationProtocol()

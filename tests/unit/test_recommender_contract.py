@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from filmrec.model.recommender import FactorRecommender
 from filmrec.training.factor_models import popularity_model
 from tests.recommender_contract import RecommenderContract
-
-pytestmark = pytest.mark.unit
 
 
 class TestPopularityContract(RecommenderContract):

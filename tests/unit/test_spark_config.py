@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from filmrec.native_stack import COMPOSE_VAR_DIR, SPARK_CONFIG, render_spark_conf, spark_defaults
-
-pytestmark = pytest.mark.unit
+from devstack.stack import COMPOSE_VAR_DIR, SPARK_CONFIG, render_spark_conf, spark_defaults
 
 
 def test_defaults_enable_delta_and_checkpoint_on_the_shared_volume() -> None:

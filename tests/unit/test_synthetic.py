@@ -2,11 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from filmrec.data.synthetic import SyntheticSpec, generate, write
-
-pytestmark = pytest.mark.unit
 
 
 def test_shape_and_validity() -> None:

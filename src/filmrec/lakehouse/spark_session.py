@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 def build_spark(*, app_name: str, settings: Settings | None = None) -> SparkSession:
     """A Spark session with Delta Lake, the Kafka source and a checkpoint directory."""
     settings = settings or get_settings()
-    # Spark otherwise picks the first non-loopback interface, which may not be routable.
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Spark otherwise picks the first non-loopback interface, which may not be routable;
+    # the JVM reads the variable, so it is handed on from Settings (SPARK_LOCAL_IP).
+    os.environ["SPARK_LOCAL_IP"] = settings.spark_local_ip
     from pyspark.sql import SparkSession
 
     jars = cached_jars(settings.jars_dir)

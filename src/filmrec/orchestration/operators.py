@@ -3,14 +3,10 @@
 SparkSubmitOperator with the platform's conventions filled in at run time, not at
 parse time (nothing here touches the network or the JVM while a DAG file loads):
 
-* the job script is resolved in spark/jobs (repository or image layout);
-* the Delta and Kafka jars go on --jars. `build_spark` puts them on spark.jars,
-  but in a driver that spark-submit already started, spark.jars added by the
-  session builder never reach the driver's class path (delta.DefaultSource is not
-  found), so they must be on the command line;
+* script, jars, driver memory and Python come from the one SparkSubmitSpec
+  (spark_submit.py) that the native stack submits with too;
 * `spark-submit` is found even when Airflow runs from a virtualenv that was not
-  activated: pyspark installs it beside the Python interpreter;
-* the driver runs the same Python as Airflow unless PYSPARK_PYTHON says otherwise.
+  activated: pyspark installs it beside the Python interpreter.
 
 The master comes from the `spark_default` connection (local[*] or spark://...).
 """
@@ -52,26 +48,20 @@ class FilmrecSparkSubmitOperator(SparkSubmitOperator):
     def execute(self, context: Any) -> None:
         from filmrec.config import get_settings
         from filmrec.lakehouse.jars import cached_jars
-        from filmrec.orchestration.tasks import spark_jobs_dir
+        from filmrec.orchestration.spark_submit import spark_submit_spec
 
         settings = get_settings()
-        application = spark_jobs_dir() / f"{self.job}.py"
-        if not application.is_file():
-            raise FileNotFoundError(f"spark job {application} does not exist (set FILMREC_SPARK_JOBS_DIR)")
-        self.application = str(application)
-        # Fetched once per machine (and baked into the Airflow image); a no-op afterwards.
-        self.jars = ",".join(str(path) for path in cached_jars(settings.jars_dir))
-        # In client mode the driver JVM starts before the session builder runs, so its
-        # memory must be given to spark-submit; the builder's setting would be ignored.
-        self._driver_memory = self._driver_memory or settings.spark_driver_memory
-        interpreter_bin = str(Path(sys.executable).parent)
+        cached_jars(settings.jars_dir)  # fetched once per machine (baked into the image); a no-op after
+        spec = spark_submit_spec(settings, self.job)  # the operator passes its own application_args
+        self.application = str(spec.application)
+        self.jars = ",".join(str(path) for path in spec.jars)
+        self._driver_memory = self._driver_memory or spec.driver_memory
         if shutil.which("spark-submit") is None:
-            os.environ["PATH"] = interpreter_bin + os.pathsep + os.environ.get("PATH", "")
-        env = dict(self.env_vars or {})
-        env.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", sys.executable))
-        env.setdefault("PYSPARK_DRIVER_PYTHON", os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable))
-        env.setdefault("SPARK_LOCAL_IP", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
-        self.env_vars = env
+            # Writing PATH for the child spark-submit, not reading configuration.
+            os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+        self.env_vars = (
+            spec.python_env() | {"SPARK_LOCAL_IP": settings.spark_local_ip} | dict(self.env_vars or {})
+        )
         super().execute(context)
 
 

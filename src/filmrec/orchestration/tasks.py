@@ -7,9 +7,9 @@ optional service skip with a log line saying why when it is not configured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Mapping
@@ -18,32 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filmrec.config import Settings
+from filmrec.lakehouse import delta_log
 from filmrec.lakehouse.tables import LakehouseTables
-from filmrec.orchestration import delta_log
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
-# Where the spark-submit entry points live: beside the repository's airflow/ folder
-# on a native install, mounted at /opt/filmrec/spark/jobs in the Compose images.
-SPARK_JOBS_ENV = "FILMREC_SPARK_JOBS_DIR"
-_REPO_SPARK_JOBS = Path(__file__).resolve().parents[3] / "spark" / "jobs"
-_IMAGE_SPARK_JOBS = Path("/opt/filmrec/spark/jobs")
-# Where the bundled MovieLens data is, for the bootstrap DAG (same two layouts).
-MOVIELENS_DIR_ENV = "FILMREC_MOVIELENS_DIR"
+# Where the bundled MovieLens data is mounted in the Compose images (bootstrap DAG).
 _IMAGE_MOVIELENS = Path("/opt/filmrec/data/ml-latest-small")
-
-API_URL_ENV = "API_URL"
-
-
-def spark_jobs_dir() -> Path:
-    """The spark/jobs directory: $FILMREC_SPARK_JOBS_DIR, the repository's, or the image's."""
-    configured = os.environ.get(SPARK_JOBS_ENV)
-    if configured:
-        return Path(configured)
-    return _REPO_SPARK_JOBS if _REPO_SPARK_JOBS.is_dir() else _IMAGE_SPARK_JOBS
 
 
 def run_dir(settings: Settings, dag_id: str, run_id: str) -> Path:
@@ -122,14 +106,11 @@ def check_new_data(settings: Settings, *, min_new_rows: int = 1, force: bool = F
     return gate_decision(table, trained, min_new_rows=min_new_rows, force=force)
 
 
-TRAINING_GRID_ENV = "FILMREC_TRAINING_GRID"
-
-
 def training_gate(settings: Settings, *, params: Mapping[str, Any], run_id: str) -> dict[str, Any] | None:
     """The check_new_data task: None to skip the run, else what the training job needs."""
     from filmrec.orchestration.spark_jobs import parse_grid
 
-    grid = params.get("grid") or os.environ.get(TRAINING_GRID_ENV) or "default"
+    grid = params.get("grid") or settings.training_grid
     parse_grid(grid)  # a bad grid fails here, in a second, not after a JVM started
     check = check_new_data(
         settings, min_new_rows=int(params.get("min_new_ratings", 1)), force=bool(params.get("force"))
@@ -215,7 +196,7 @@ def notify_api(
     """
     import httpx
 
-    api_url = api_url or os.environ.get(API_URL_ENV)
+    api_url = api_url or settings.api_url
     if not api_url:
         log.info(
             "API_URL is not set: the API polls the registry every %.0fs and will load v%s itself",
@@ -263,8 +244,8 @@ def checkpoint_busy_reason(settings: Settings) -> str | None:
     than start a Spark job that would fail on the lock. A probe, not a reservation:
     a run that starts in between still fails fast on the lock itself.
     """
-    from filmrec.streaming.checkpoint_lock import CheckpointBusyError, checkpoint_holder
-    from filmrec.streaming.ingest import checkpoint_dir
+    from filmrec.ingestion.checkpoint_lock import CheckpointBusyError, checkpoint_holder
+    from filmrec.ingestion.kafka_ingest import checkpoint_dir
 
     checkpoint = checkpoint_dir(LakehouseTables(settings.lakehouse_path))
     holder = checkpoint_holder(checkpoint)
@@ -290,23 +271,18 @@ def ingestion_gate(settings: Settings, *, run_id: str) -> dict[str, Any] | None:
     return {"report_path": str(run_dir(settings, "ratings_ingestion", run_id) / "report.json")}
 
 
-def movielens_dir(explicit: str | None = None) -> Path:
+def movielens_dir(settings: Settings, explicit: str | None = None) -> Path:
     """The MovieLens directory to bootstrap from, checked against its SHA256SUMS.
 
-    In order: the run's parameter, $FILMREC_MOVIELENS_DIR, the repository's
-    data/ml-latest-small (searched from the working directory, then from this
-    package), the Compose mount.
+    In order: the run's parameter, FILMREC_MOVIELENS_DIR, data/ml-latest-small
+    searched upwards from the working directory (a checkout), the Compose mount.
     """
     from filmrec.data.movielens import find_bundled_dir, verify_checksums
 
-    candidates: list[Path] = [Path(p) for p in (explicit, os.environ.get(MOVIELENS_DIR_ENV)) if p]
+    candidates: list[Path] = [Path(p) for p in (explicit, settings.movielens_dir) if p]
     if not candidates:
-        for start in (Path.cwd(), Path(__file__).parent):
-            try:
-                candidates.append(find_bundled_dir(start))
-                break
-            except FileNotFoundError:
-                continue
+        with contextlib.suppress(FileNotFoundError):
+            candidates.append(find_bundled_dir(Path.cwd()))
         candidates.append(_IMAGE_MOVIELENS)
     for directory in candidates:
         if (directory / "ratings.csv").exists():
@@ -320,7 +296,7 @@ def movielens_dir(explicit: str | None = None) -> Path:
 
 def replay_ratings(settings: Settings, ratings_csv: str | Path) -> dict[str, Any]:
     """Publish a ratings CSV to Kafka, as the live platform would receive it."""
-    from filmrec.streaming.replay import replay
+    from filmrec.ingestion.replay import replay
 
     report = replay(Path(ratings_csv), settings=settings, progress=False)
     outcome = report.as_dict()

@@ -94,7 +94,7 @@ class IngestionStatusCollector:
         self.status_file = status_file
 
     def collect(self) -> Iterator[Metric]:
-        from filmrec.streaming.ingest_status import IngestionMode, running_mode
+        from filmrec.ingestion.ingest_status import IngestionMode, running_mode
 
         try:
             status = json.loads(self.status_file.read_text())

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import redis
 
     from filmrec.config import Settings
-    from filmrec.contract import RatingEvent
+    from filmrec.ingestion.contract import RatingEvent
     from filmrec.model.recommender import FactorRecommender
 
 KEY_PREFIX = "filmrec:online"

@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from filmrec.config import Settings
-from filmrec.contract import RatingEvent
+from filmrec.ingestion.contract import RatingEvent
 from filmrec.serving import metrics
 from filmrec.serving.online_state import OnlineRating, OnlineStateStore, VisibilityTracker
 from filmrec.serving.schemas import RatingIn
 
 if TYPE_CHECKING:
-    from filmrec.streaming.producer import RatingPublisher
+    from filmrec.ingestion.producer import RatingPublisher
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class RatingIntake:
         self._lock = threading.Lock()
 
     def _publisher_for(self) -> RatingPublisher:
-        from filmrec.streaming.producer import RatingPublisher
+        from filmrec.ingestion.producer import RatingPublisher
 
         with self._lock:  # built on the first rating: no producer threads for read-only APIs
             if self._publisher is None:
@@ -57,7 +57,7 @@ class RatingIntake:
         """Publish `rating`; raise RatingsUnavailableError when Kafka cannot take it."""
         from confluent_kafka import KafkaException
 
-        from filmrec.streaming.producer import PublishError
+        from filmrec.ingestion.producer import PublishError
 
         if not self.settings.kafka_bootstrap_servers:
             raise RatingsUnavailableError(

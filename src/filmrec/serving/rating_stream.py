@@ -26,11 +26,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from filmrec.config import Settings
+from filmrec.ingestion.events import InvalidEventError, deserialize_event
+from filmrec.ingestion.topics import bootstrap_servers
 from filmrec.serving import metrics
 from filmrec.serving.model_holder import ModelHolder
 from filmrec.serving.online_state import OnlineRating, OnlineStateStore
-from filmrec.streaming.events import InvalidEventError, deserialize_event
-from filmrec.streaming.topics import bootstrap_servers
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, TopicPartition
@@ -100,7 +100,7 @@ class RatingStreamConsumer:
             "enable.partition.eof": False,
             "auto.offset.reset": "earliest",
             "socket.connection.setup.timeout.ms": 5000,
-            "logger": logging.getLogger("filmrec.streaming.kafka"),
+            "logger": logging.getLogger("filmrec.ingestion.kafka"),
         }
         # Without a group nothing is committed; librdkafka still wants a group id.
         config["group.id"] = ONLINE_CONSUMER_GROUP if self.shared else f"{ONLINE_CONSUMER_GROUP}-local"

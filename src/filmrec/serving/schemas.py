@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from filmrec.contract import PositiveId, Rating
+from filmrec.ingestion.contract import PositiveId, Rating
 
 
 class MovieOut(BaseModel):

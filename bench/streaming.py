@@ -5,7 +5,7 @@ Each run uses a fresh topic and a throwaway lakehouse, so it measures a cold loa
 and never touches the real tables. Without a configured or running broker it starts
 a private one for the duration.
 
-    python -m filmrec.streaming.bench [--ratings PATH] [--limit N]
+    python -m bench.streaming [--ratings PATH] [--limit N]
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from devstack import broker
 from filmrec.config import Settings, get_settings
-from filmrec.streaming import broker
-from filmrec.streaming.ingest import run_ingestion
-from filmrec.streaming.replay import DEFAULT_RATINGS, replay
-from filmrec.streaming.topics import DEFAULT_BOOTSTRAP_SERVERS
+from filmrec.ingestion.kafka_ingest import run_ingestion
+from filmrec.ingestion.replay import DEFAULT_RATINGS, replay
+from filmrec.ingestion.topics import DEFAULT_BOOTSTRAP_SERVERS
 
 
 @contextlib.contextmanager

@@ -1,11 +1,11 @@
 """The whole Compose platform run natively on one machine, on the same ports (no Docker).
 
-    python -m filmrec.native_stack up        # start what is not running, wait for each
-    python -m filmrec.native_stack up --streaming   # and the continuous ingestion job
-    python -m filmrec.native_stack status
-    python -m filmrec.native_stack bootstrap [--users 100]   # load + train on the cluster
-    python -m filmrec.native_stack submit train_als --grid quick
-    python -m filmrec.native_stack down      # stop only what `up` started
+    python -m devstack.stack up        # start what is not running, wait for each
+    python -m devstack.stack up --streaming   # and the continuous ingestion job
+    python -m devstack.stack status
+    python -m devstack.stack bootstrap [--users 100]   # load + train on the cluster
+    python -m devstack.stack submit train_als --grid quick
+    python -m devstack.stack down      # stop only what `up` started
 
 | service                 | from                         | port(s)           |
 |-------------------------|------------------------------|-------------------|
@@ -48,10 +48,13 @@ import urllib.request
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from filmrec import native_services
-from filmrec.native_services import HOST, REPO, ServiceError, http_ok, port_open
+from devstack import services as native_services
+from devstack.services import HOST, REPO, ServiceError, http_ok, port_open
+
+if TYPE_CHECKING:
+    from filmrec.config import Settings
 
 BUNDLED_DATA = REPO / "data" / "ml-latest-small"
 SPARK_JOBS = REPO / "spark" / "jobs"
@@ -279,11 +282,11 @@ class NativeStack:
             "AIRFLOW_DB_PASSWORD": "airflow",
         }
 
-    def _settings(self):  # type: ignore[no-untyped-def]
+    def _settings(self) -> Settings:
         """Settings of the stack's processes, without any .env of the working directory."""
         from filmrec.config import Settings
 
-        return Settings(_env_file=None, **self.platform_env())  # type: ignore[call-arg]
+        return Settings.model_validate(self.platform_env())
 
     @property
     def run_dir(self) -> Path:
@@ -306,7 +309,7 @@ class NativeStack:
     # --- Kafka and ZooKeeper --------------------------------------------------------
 
     def kafka_layout(self):  # type: ignore[no-untyped-def]
-        from filmrec.streaming import broker
+        from devstack import broker
 
         # A state dir of its own, so `down` never stops CI's `broker up` broker in var/kafka.
         return broker.BrokerLayout(
@@ -324,8 +327,8 @@ class NativeStack:
             return False
 
     def _kafka_up(self) -> dict[str, str]:
-        from filmrec.streaming import broker
-        from filmrec.streaming.topics import ensure_topic
+        from devstack import broker
+        from filmrec.ingestion.topics import ensure_topic
 
         layout = self.kafka_layout()
         states: dict[str, str] = {}
@@ -432,7 +435,7 @@ class NativeStack:
         }
 
     def airflow(self):  # type: ignore[no-untyped-def]
-        from filmrec.orchestration.local_airflow import LocalAirflow
+        from devstack.local_airflow import LocalAirflow
 
         airflow_db = self.services.postgres.url(user="airflow", password="airflow", database="airflow")
         extra = self.platform_env() | {
@@ -534,8 +537,8 @@ class NativeStack:
 
     def ratings_stream(self) -> Daemon:
         """Compose's ratings-stream: the ingestion job, continuous, driver here, executors on the worker."""
+        from filmrec.ingestion.ingest_status import IngestionMode, check_running
         from filmrec.lakehouse.tables import LakehouseTables
-        from filmrec.streaming.ingest_status import IngestionMode, check_running
 
         status_file = LakehouseTables(self.lakehouse).ingestion_status
         command, env = self._spark_submit(
@@ -651,7 +654,7 @@ class NativeStack:
         Reused services are never stopped: they have no pid file of ours, and the
         native services record in state.json whether the stack started them.
         """
-        from filmrec.streaming import broker
+        from devstack import broker
 
         def wanted(name: str) -> bool:
             return only is None or name in only
@@ -686,7 +689,7 @@ class NativeStack:
         self._save_state({"services_started": sorted(remaining)})
 
     def status(self) -> dict[str, dict[str, Any]]:
-        from filmrec.streaming import broker
+        from devstack import broker
 
         layout = self.kafka_layout()
         rows: dict[str, dict[str, Any]] = {}
@@ -717,45 +720,34 @@ class NativeStack:
         Only builds them (down and status describe the stream's daemon with it): the
         caller renders spark/config and makes sure the jars are there before running.
         """
-        from filmrec.lakehouse.jars import ALL_JARS
+        from filmrec.orchestration.spark_submit import spark_submit_spec
 
-        script = SPARK_JOBS / f"{job}.py"
-        if not script.is_file():
-            raise StackError(f"no such job: {script}")
-        jars = [self._settings().jars_dir / jar.filename for jar in ALL_JARS]
-        command = [
-            str(Path(sys.executable).parent / "spark-submit"),
-            "--master",
-            self.master_url,
-            "--deploy-mode",
-            "client",
-            "--name",
-            f"filmrec-{job.replace('_', '-')}",
-            # On the driver's class path from the start (see orchestration/operators.py).
-            "--jars",
-            ",".join(str(path) for path in jars),
-            "--driver-memory",
-            "1g",
-            "--executor-memory",
-            "1g",
-            "--total-executor-cores",
-            str(cores),
-            *(item for key, value in (conf or {}).items() for item in ("--conf", f"{key}={value}")),
-            str(script),
-            "--result-path",
-            str(result_path),
-            *args,
-        ]
+        # The same spec as the Airflow operator's; the stack's drivers get 1g (2 cores, 24 GiB
+        # shared by every daemon), which is the only difference, and a parameter.
+        settings = self._settings().model_copy(
+            update={"spark_jobs_dir": SPARK_JOBS, "spark_driver_memory": "1g"}
+        )
+        try:
+            spec = spark_submit_spec(
+                settings,
+                job,
+                ("--result-path", str(result_path), *args),
+                executor_memory="1g",
+                total_executor_cores=cores,
+                conf=conf,
+            )
+        except FileNotFoundError as error:
+            raise StackError(f"no such job: {error}") from error
+        command = spec.command(master=self.master_url)
         env = (
             os.environ
             | self.platform_env()
             | {
                 "SPARK_HOME": str(spark_home()),
                 "SPARK_CONF_DIR": str(self.spark_conf_dir),
-                "PYSPARK_PYTHON": sys.executable,  # executors run the venv's Python (filmrec installed)
-                "PYSPARK_DRIVER_PYTHON": sys.executable,
-                "SPARK_DRIVER_MEMORY": "1g",
+                "SPARK_DRIVER_MEMORY": spec.driver_memory,
             }
+            | spec.python_env()  # executors run the venv's Python (filmrec installed)
         )
         return command, env
 

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filmrec.contract import QuarantineReason
+from filmrec.ingestion.contract import QuarantineReason
+from filmrec.ingestion.validation import content_event_id, validate_ratings
 from filmrec.lakehouse.ratings import append_quarantine, write_ratings
 from filmrec.lakehouse.tables import LakehouseTables, ensure_all_tables
-from filmrec.lakehouse.validation import content_event_id, validate_ratings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

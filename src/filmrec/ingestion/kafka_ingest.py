@@ -23,8 +23,8 @@ One run per checkpoint at a time, in either mode: every run holds the checkpoint
 lock (streaming.checkpoint_lock) and a second one fails at once, naming the holder.
 Progress goes to the status file after every batch (streaming.ingest_status).
 
-    python -m filmrec.streaming.ingest [--max-offsets-per-trigger N]
-    python -m filmrec.streaming.ingest --continuous [--trigger-seconds 30]
+    python -m filmrec.ingestion.kafka_ingest [--max-offsets-per-trigger N]
+    python -m filmrec.ingestion.kafka_ingest --continuous [--trigger-seconds 30]
 """
 
 from __future__ import annotations
@@ -47,14 +47,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from filmrec.config import Settings, get_settings
-from filmrec.contract import QuarantineReason
+from filmrec.ingestion.checkpoint_lock import CheckpointBusyError, CheckpointLock
+from filmrec.ingestion.contract import QuarantineReason
+from filmrec.ingestion.events import WIRE_FIELDS, WIRE_REQUIRED_FIELDS
+from filmrec.ingestion.ingest_status import HEARTBEAT_SECONDS, IngestionMode, RunState, RunStatus
+from filmrec.ingestion.topics import bootstrap_servers
+from filmrec.ingestion.validation import validate_ratings
 from filmrec.lakehouse.ratings import append_quarantine, merge_into_clean, write_ratings
 from filmrec.lakehouse.tables import LakehouseTables, ensure_all_tables, read_table
-from filmrec.lakehouse.validation import validate_ratings
-from filmrec.streaming.checkpoint_lock import CheckpointBusyError, CheckpointLock
-from filmrec.streaming.events import WIRE_FIELDS, WIRE_REQUIRED_FIELDS
-from filmrec.streaming.ingest_status import HEARTBEAT_SECONDS, IngestionMode, RunState, RunStatus
-from filmrec.streaming.topics import bootstrap_servers
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

@@ -10,7 +10,7 @@ import json
 
 from pydantic import ValidationError
 
-from filmrec.contract import RatingEvent
+from filmrec.ingestion.contract import RatingEvent
 
 # Fields a message must carry explicitly. The model has defaults for event_id and
 # rated_at (for the API), but on the wire a missing event_id would get a fresh UUID

@@ -51,7 +51,7 @@ def event_id_for(*, user_id: int, movie_id: int, rating: float, rated_at_epoch: 
     """The id a rating without an event id gets: a UUID-shaped SHA-256 of its content.
 
     Loading or replaying the same row twice therefore yields the same id, and the
-    lakehouse deduplicates it. `filmrec.lakehouse.validation.content_event_id` is
+    lakehouse deduplicates it. `filmrec.ingestion.validation.content_event_id` is
     the Spark twin of this function; a unit test keeps them equal.
     """
     digest = hashlib.sha256(f"{user_id}|{movie_id}|{rating:.1f}|{rated_at_epoch}".encode()).hexdigest()

@@ -1,6 +1,6 @@
 """Benchmark: wall time of the whole als_training DAG on the bundled data.
 
-    python -m filmrec.orchestration.bench [--grid default|quick] [--workdir DIR]
+    python -m bench.airflow_dag [--grid default|quick] [--workdir DIR]
 
 A fresh local Airflow (SQLite), lakehouse and MLflow store are set up under a
 temporary directory; `bootstrap_movielens` loads the bundled MovieLens data (timed
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from filmrec.orchestration.local_airflow import DagRunOutcome, LocalAirflow
+from devstack.local_airflow import DagRunOutcome, LocalAirflow
 
 
 def _require_success(outcome: DagRunOutcome, *expected: str) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[3]
+from devstack import REPO
 
 # Service URLs that must not leak in from a developer's shell or .env: the run uses
 # the embedded defaults (SQLite, local MLflow, in-process cache) unless told otherwise.

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filmrec.benchmarks.http_load import SERVED_APP, ServerProcess, free_port, measure, wait_until_up
-from filmrec.benchmarks.training import bench_settings, run_training_bench
+from bench.http_load import SERVED_APP, ServerProcess, free_port, measure, wait_until_up
+from bench.training import bench_settings, run_training_bench
 from filmrec.config import get_settings
 from filmrec.data.movielens import MovieLensFiles, find_bundled_dir
 
@@ -32,7 +32,7 @@ def run_api_bench(settings_env: dict[str, str], user_ids: list[int], *, seconds:
     the ratios compare like with like. The cache is Redis when REDIS_URL is set in
     the environment, else the in-process one; "model" turns the cache off.
     """
-    bare = ServerProcess("filmrec.benchmarks.bare_app:app", port=free_port())
+    bare = ServerProcess("bench.bare_app:app", port=free_port())
     cached = ServerProcess(SERVED_APP, port=free_port(), env=settings_env, factory=True)
     uncached = ServerProcess(
         SERVED_APP,
@@ -73,21 +73,21 @@ def run_api_bench(settings_env: dict[str, str], user_ids: list[int], *, seconds:
 
 def _streaming(settings: Any, files: MovieLensFiles) -> dict[str, Any]:
     """Replay producer and Kafka -> Delta events/s (a private broker when none is configured)."""
-    from filmrec.streaming.bench import bench_streaming
+    from bench.streaming import bench_streaming
 
     return bench_streaming(files.ratings, settings=settings)
 
 
 def _realtime(settings: Any, files: MovieLensFiles, params: dict[str, Any]) -> dict[str, Any]:
     """Fold-in quality on held-out users and event-to-visibility time (a real broker and API)."""
-    from filmrec.benchmarks.realtime import run_realtime_bench
+    from bench.realtime import run_realtime_bench
 
     return run_realtime_bench(settings, files, params)
 
 
 def _airflow() -> dict[str, Any]:
     """Wall time of the whole `als_training` DAG on the bundled data (airflow dags test)."""
-    from filmrec.orchestration.bench import time_training_dag
+    from bench.airflow_dag import time_training_dag
 
     return time_training_dag(grid="default")
 

@@ -4,7 +4,7 @@ Each row's event_id is the hash of its content (`contract.event_id_for`), the sa
 the CSV loader gives it, so replaying a file twice, or replaying a file that was
 also loaded from CSV, adds nothing to the lakehouse.
 
-    python -m filmrec.streaming.replay --ratings data/ml-latest-small/ratings.csv --rate 500
+    python -m filmrec.ingestion.replay --ratings data/ml-latest-small/ratings.csv --rate 500
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from filmrec.config import Settings, get_settings
-from filmrec.contract import RatingEvent, event_id_for
-from filmrec.streaming.events import encode_event
-from filmrec.streaming.producer import make_producer
-from filmrec.streaming.topics import bootstrap_servers, ensure_topic
+from filmrec.ingestion.contract import RatingEvent, event_id_for
+from filmrec.ingestion.events import encode_event
+from filmrec.ingestion.producer import make_producer
+from filmrec.ingestion.topics import bootstrap_servers, ensure_topic
 
 if TYPE_CHECKING:
     from confluent_kafka import Message

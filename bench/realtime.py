@@ -15,7 +15,7 @@ Both run against a real API process and a real Kafka broker, as a user would see
   published one at a time; the clock runs from just before the publish until the
   API's list no longer has that movie.
 
-    python -m filmrec.benchmarks.realtime   # also part of `make bench`
+    python -m bench.realtime   # also part of `make bench`
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from filmrec.benchmarks.http_load import SERVED_APP, ServerProcess, free_port, wait_until_up
+from bench.http_load import SERVED_APP, ServerProcess, free_port, wait_until_up
 from filmrec.config import Settings
 from filmrec.data.movielens import MovieLensFiles
 from filmrec.training.evaluation import user_metrics
@@ -152,9 +152,9 @@ class BackgroundStream:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        from filmrec.contract import RatingEvent
-        from filmrec.streaming.events import encode_event
-        from filmrec.streaming.producer import make_producer
+        from filmrec.ingestion.contract import RatingEvent
+        from filmrec.ingestion.events import encode_event
+        from filmrec.ingestion.producer import make_producer
 
         producer = make_producer(self.settings)
         rng = np.random.default_rng(SEED)
@@ -180,8 +180,8 @@ def measure_visibility(
     api: httpx.Client, settings: Settings, users: list[int], *, background: BackgroundStream
 ) -> dict[str, Any]:
     """Publication -> changed list, per probe event, while `background` streams."""
-    from filmrec.contract import RatingEvent
-    from filmrec.streaming.producer import RatingPublisher
+    from filmrec.ingestion.contract import RatingEvent
+    from filmrec.ingestion.producer import RatingPublisher
 
     publisher = RatingPublisher(settings)
     seconds = []
@@ -219,9 +219,9 @@ def measure_visibility(
 
 
 def _publish_ratings(settings: Settings, ratings: pd.DataFrame) -> int:
-    from filmrec.contract import RatingEvent
-    from filmrec.streaming.events import encode_event
-    from filmrec.streaming.producer import make_producer
+    from filmrec.ingestion.contract import RatingEvent
+    from filmrec.ingestion.events import encode_event
+    from filmrec.ingestion.producer import make_producer
 
     producer = make_producer(settings)
     for row in ratings.itertuples(index=False):
@@ -254,9 +254,9 @@ def run_realtime_bench(
     background_rate: float = 100.0,
 ) -> dict[str, Any]:
     """Both measurements; `params` are the ALS parameters the training section chose."""
+    from bench.streaming import bench_broker
+    from filmrec.ingestion.topics import ensure_topic
     from filmrec.lakehouse.spark_session import build_spark
-    from filmrec.streaming.bench import bench_broker
-    from filmrec.streaming.topics import ensure_topic
     from filmrec.training.als import fit_als
     from filmrec.training.evaluation import evaluate
     from filmrec.training.params import ALSParams
@@ -350,16 +350,48 @@ def run_realtime_bench(
     }
 
 
-def main() -> int:
-    from filmrec.benchmarks.training import bench_settings
+def main(argv: list[str] | None = None) -> int:
+    """The section on its own: `python -m bench.realtime` (make bench runs it too)."""
+    import argparse
+    import os
+    import platform
+    from datetime import UTC, datetime
+
+    from bench.training import bench_settings
     from filmrec.config import get_settings
     from filmrec.data.movielens import find_bundled_dir
     from filmrec.training.params import DEFAULT_GRID
 
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/realtime.json"))
+    parser.add_argument("--probes", type=int, default=100)
+    parser.add_argument("--background-rate", type=float, default=100.0)
+    args = parser.parse_args(argv)
     settings = bench_settings(Path("var/bench-realtime").resolve(), get_settings().jars_dir)
     files = MovieLensFiles.in_directory(find_bundled_dir())
-    print(json.dumps(run_realtime_bench(settings, files, DEFAULT_GRID[0].model_dump()), indent=2))
-    return 0
+    # The first configuration of the default grid: what the training section chooses on
+    # the bundled data (bench/results/latest.json, training.chosen_params).
+    result = run_realtime_bench(
+        settings,
+        files,
+        DEFAULT_GRID[0].model_dump(),
+        probes=args.probes,
+        background_rate=args.background_rate,
+    )
+    report = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "command": "python -m bench.realtime",
+        **result,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(json.dumps(report, indent=2, default=str))
+    return 0 if result["fold_in_quality"]["target_met"] and result["event_to_visibility"]["target_met"] else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A real single-node Apache Kafka broker for development and CI, from Maven Central jars.
 
-`python -m filmrec.streaming.broker up` fetches the broker jars (a pinned, SHA-1
+`python -m devstack.broker up` fetches the broker jars (a pinned, SHA-1
 checked list, the runtime closure of org.apache.kafka:kafka_2.13) into a cache and
 runs the broker with plain `java`, so neither Docker nor a Kafka tarball is needed.
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
+from devstack.processes import pid_alive
 from filmrec.lakehouse.jars import MavenJar, cached_jars
-from filmrec.processes import pid_alive
 
 KAFKA_VERSION = "3.9.2"
 ZOOKEEPER_VERSION = "3.8.4"

@@ -15,15 +15,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from filmrec.config import Settings, get_settings
-from filmrec.contract import RatingEvent
-from filmrec.streaming.events import encode_event
-from filmrec.streaming.topics import bootstrap_servers
+from filmrec.ingestion.contract import RatingEvent
+from filmrec.ingestion.events import encode_event
+from filmrec.ingestion.topics import bootstrap_servers
 
 if TYPE_CHECKING:
     from confluent_kafka import Message, Producer
 
 DEFAULT_DELIVERY_TIMEOUT_S = 5.0
-KAFKA_LOGGER = logging.getLogger("filmrec.streaming.kafka")
+KAFKA_LOGGER = logging.getLogger("filmrec.ingestion.kafka")
 
 
 class PublishError(RuntimeError):

@@ -2,14 +2,14 @@
 
 CSV loads and the Kafka ingestion job both call `validate_ratings`, so a row is
 rejected for the same reason whichever way it arrived. The rules mirror
-`filmrec.contract`, which the API uses for single events.
+`filmrec.ingestion.contract`, which the API uses for single events.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from filmrec.contract import RATING_MAX, RATING_MIN, QuarantineReason
+from filmrec.ingestion.contract import RATING_MAX, RATING_MIN, QuarantineReason
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -75,7 +75,7 @@ def validate_ratings(frame: DataFrame) -> DataFrame:
 
 
 def content_event_id(*, user_id: Column, movie_id: Column, rating: Column, rated_at: Column) -> Column:
-    """Spark twin of `filmrec.contract.event_id_for`: a UUID-shaped hash of the content."""
+    """Spark twin of `filmrec.ingestion.contract.event_id_for`: a UUID-shaped hash of the content."""
     from pyspark.sql import functions as F
 
     content = F.concat_ws(

@@ -5,7 +5,7 @@ query starts, after every micro-batch, on a heartbeat while it runs, and when it
 ends. The API re-exposes the file to Prometheus (serving.metrics), and the
 Compose healthcheck of the continuous job reads it:
 
-    python -m filmrec.streaming.ingest_status [--mode continuous]   # exit 0: running
+    python -m filmrec.ingestion.ingest_status [--mode continuous]   # exit 0: running
 
 Counts are per run (`read`, `written`, ...) plus running totals across runs
 (`totals`, `batches_total`), so monitoring can expose the totals as counters.

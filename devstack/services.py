@@ -3,9 +3,9 @@
 For tests, CI and a one-machine stack without Docker: the Debian packages
 `postgresql`, `redis-server` and `prometheus`, and MLflow from the venv.
 
-    python -m filmrec.native_services up      # start what is not running, wait for each
-    python -m filmrec.native_services down    # stop what `up` started
-    python -m filmrec.native_services status
+    python -m devstack.services up      # start what is not running, wait for each
+    python -m devstack.services down    # stop what `up` started
+    python -m devstack.services status
 
 State lives under var/services/ (FILMREC_SERVICES_DIR). `up` is idempotent and
 writes two env files: services.env (DATABASE_URL, REDIS_URL, MLFLOW_TRACKING_URI,
@@ -32,10 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from filmrec.processes import pid_alive
+from devstack import REPO
+from devstack.processes import pid_alive
 
 HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[2]
 # (database, owner) pairs, as docker/postgres/initdb.d creates them for Compose.
 DATABASES = (("filmrec", "filmrec"), ("mlflow", "mlflow"), ("airflow", "airflow"))
 

@@ -1,1 +1,0 @@
-"""Kafka streaming: the rating event wire format, producers, the broker and ingestion."""
