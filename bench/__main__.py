@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.http_load import SERVED_APP, ServerProcess, free_port, measure, wait_until_up
+from bench.http_load import SERVED_APP, ServerProcess, measure, wait_until_up
 from bench.training import bench_settings, run_training_bench
+from devstack.processes import free_port
 from filmrec.config import get_settings
 from filmrec.data.movielens import MovieLensFiles, find_bundled_dir
 

@@ -12,7 +12,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,12 +36,6 @@ class LoadResult:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_up(url: str, *, timeout: float = 120.0) -> None:

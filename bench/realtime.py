@@ -32,7 +32,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from bench.http_load import SERVED_APP, ServerProcess, free_port, wait_until_up
+from bench.http_load import SERVED_APP, ServerProcess, wait_until_up
+from devstack.processes import free_port
 from filmrec.config import Settings
 from filmrec.data.movielens import MovieLensFiles
 from filmrec.training.evaluation import user_metrics

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import broker
+from devstack.processes import free_port
 from filmrec.config import Settings, get_settings
 from filmrec.ingestion.kafka_ingest import run_ingestion
 from filmrec.ingestion.replay import DEFAULT_RATINGS, replay
@@ -38,8 +39,8 @@ def bench_broker(settings: Settings, scratch: Path) -> Iterator[str]:
     layout = broker.BrokerLayout(
         root=scratch / "kafka",
         libs=broker.default_layout().libs,
-        port=broker.free_port(),
-        controller_port=broker.free_port(),
+        port=free_port(),
+        controller_port=free_port(),
     )
     try:
         yield broker.up(layout)

@@ -16,18 +16,22 @@ import argparse
 import base64
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from devstack.processes import pid_alive
+from devstack.processes import (
+    DaemonError,
+    pid_alive,
+    port_open,
+    spawn_daemon,
+    stop_pid,
+    wait_ready,
+)
 from filmrec.lakehouse.jars import MavenJar, cached_jars
 
 KAFKA_VERSION = "3.9.2"
@@ -133,7 +137,7 @@ log.segment.bytes=67108864
 """
 
 
-class BrokerError(RuntimeError):
+class BrokerError(DaemonError):
     """The broker could not be fetched, started or stopped; the message says why."""
 
 
@@ -200,20 +204,6 @@ def java_executable() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def serves_metadata(bootstrap_servers: str, timeout: float = 3.0) -> bool:
     """True when a Kafka broker answers a metadata request (not just a TCP accept)."""
     from confluent_kafka import KafkaException
@@ -245,13 +235,6 @@ def _running_pid(layout: BrokerLayout, role: str) -> int | None:
         pid_file.unlink(missing_ok=True)
         return None
     return pid
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def _write_configs(layout: BrokerLayout, mode: Mode) -> None:
@@ -340,35 +323,21 @@ def _format_kraft_storage(layout: BrokerLayout) -> None:
 
 
 def _spawn(layout: BrokerLayout, role: str, main_class: str) -> int:
-    layout.log_file(role).parent.mkdir(parents=True, exist_ok=True)
-    layout.pid_file(role).parent.mkdir(parents=True, exist_ok=True)
+    # Its own session: Ctrl-C in the terminal that ran `make kafka-up` must not take the
+    # broker down, and `down` signals exactly this process.
     command = _java_command(layout, main_class, str(layout.config_file(role)))
-    with layout.log_file(role).open("ab") as log:
-        # Its own session: Ctrl-C in the terminal that ran `make kafka-up` must not
-        # take the broker down, and `down` signals exactly this process.
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    layout.pid_file(role).write_text(f"{process.pid}\n")
-    return process.pid
+    return spawn_daemon(command, log=layout.log_file(role), pid_file=layout.pid_file(role))
 
 
 def _wait_until(
     layout: BrokerLayout, role: str, pid: int, ready: Callable[[], bool], timeout_s: float
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    try:
+        wait_ready(ready, what=role, timeout=timeout_s, log=layout.log_file(role), pid=pid, error=BrokerError)
+    except BrokerError:
         if not pid_alive(pid):
             layout.pid_file(role).unlink(missing_ok=True)
-            raise BrokerError(f"{role} exited during startup; log tail:\n{_tail(layout.log_file(role))}")
-        if ready():
-            return
-        time.sleep(0.5)
-    raise BrokerError(f"{role} not ready after {timeout_s:.0f}s; log tail:\n{_tail(layout.log_file(role))}")
+        raise
 
 
 def up(layout: BrokerLayout, mode: Mode = Mode.KRAFT, *, timeout_s: float = 90.0) -> str:
@@ -381,7 +350,7 @@ def up(layout: BrokerLayout, mode: Mode = Mode.KRAFT, *, timeout_s: float = 90.0
         if serves_metadata(layout.bootstrap_servers):
             return layout.bootstrap_servers
         raise BrokerError(f"broker process is running but not answering; see {layout.log_file('broker')}")
-    if port_open(layout.host, layout.port):
+    if port_open(layout.port, layout.host):
         if serves_metadata(layout.bootstrap_servers):
             print(f"a Kafka broker already answers on {layout.bootstrap_servers}", file=sys.stderr)
             return layout.bootstrap_servers
@@ -408,13 +377,13 @@ def up_zookeeper(layout: BrokerLayout, *, timeout_s: float = 90.0) -> str:
     address = f"{layout.host}:{layout.zookeeper_port}"
     if _running_pid(layout, "zookeeper") is not None:
         return address
-    if port_open(layout.host, layout.zookeeper_port):
+    if port_open(layout.zookeeper_port, layout.host):
         raise BrokerError(f"port {layout.zookeeper_port} is taken; is another ZooKeeper running?")
     java_executable()
     fetch_broker_jars(layout.libs)
     _write_zookeeper_config(layout)
     zk_pid = _spawn(layout, "zookeeper", "org.apache.zookeeper.server.quorum.QuorumPeerMain")
-    _wait_until(layout, "zookeeper", zk_pid, lambda: port_open(layout.host, layout.zookeeper_port), timeout_s)
+    _wait_until(layout, "zookeeper", zk_pid, lambda: port_open(layout.zookeeper_port, layout.host), timeout_s)
     return address
 
 
@@ -422,14 +391,7 @@ def _stop(layout: BrokerLayout, role: str, timeout_s: float) -> bool:
     pid = _running_pid(layout, role)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)  # Kafka shuts down cleanly on TERM (flushes logs)
-    deadline = time.monotonic() + timeout_s
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        while pid_alive(pid):
-            time.sleep(0.1)
+    stop_pid(pid, timeout=timeout_s, group=False)  # Kafka shuts down cleanly on TERM (flushes logs)
     layout.pid_file(role).unlink(missing_ok=True)
     return True
 

@@ -18,59 +18,39 @@ these instances listen on 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import REPO
-from devstack.processes import pid_alive
+from devstack.processes import (
+    HOST,
+    DaemonError,
+    port_open,
+    read_pid,
+    spawn_daemon,
+    stop_pid,
+    wait_ready,
+)
 
-HOST = "127.0.0.1"
 # (database, owner) pairs, as docker/postgres/initdb.d creates them for Compose.
 DATABASES = (("filmrec", "filmrec"), ("mlflow", "mlflow"), ("airflow", "airflow"))
 
 
-class ServiceError(RuntimeError):
+class ServiceError(DaemonError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int, host: str = HOST, timeout: float = 0.3) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def wait_until(
     check: Callable[[], bool], *, what: str, timeout: float = 60.0, log: Path | None = None
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.2)
-    tail = ""
-    if log is not None and log.exists():
-        tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-    raise ServiceError(f"{what} did not come up within {timeout:.0f}s{tail}")
+    wait_ready(check, what=what, timeout=timeout, log=log, error=ServiceError, interval=0.2)
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -81,45 +61,13 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _read_pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if pid_alive(pid) else None
-
-
 def _stop_pid(pid_file: Path, *, timeout: float = 20.0) -> bool:
     """Stop the process group we started (recorded in `pid_file`); True if one was running."""
-    pid = _read_pid(pid_file)
-    if pid is None:
-        pid_file.unlink(missing_ok=True)
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)  # we started it with start_new_session: pgid == pid
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+    pid = read_pid(pid_file)
+    if pid is not None:
+        stop_pid(pid, timeout=timeout)  # started with start_new_session: pgid == pid
     pid_file.unlink(missing_ok=True)
-    return True
-
-
-def _spawn(command: list[str], *, log: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # its own process group, so `down` stops workers too
-        )
-    pid_file.write_text(f"{process.pid}\n")
-    return process.pid
+    return pid is not None
 
 
 # --- PostgreSQL -----------------------------------------------------------------
@@ -288,7 +236,7 @@ class RedisServer:
         return self.work_dir / f"redis-{self.port}.pid"
 
     def running(self) -> bool:
-        return _read_pid(self.pid_file) is not None and port_open(self.port)
+        return read_pid(self.pid_file) is not None and port_open(self.port)
 
     def start(self, *, timeout: float = 20.0) -> None:
         if self.running():
@@ -300,7 +248,7 @@ class RedisServer:
             raise ServiceError("`redis-server` not found: apt-get install -y redis-server")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log = self.work_dir / f"redis-{self.port}.log"
-        _spawn(
+        spawn_daemon(
             [
                 binary,
                 "--bind",
@@ -354,7 +302,7 @@ class MlflowServer:
         return self.work_dir / "mlflow.pid"
 
     def running(self) -> bool:
-        return _read_pid(self.pid_file) is not None and http_ok(f"{self.url}/health")
+        return read_pid(self.pid_file) is not None and http_ok(f"{self.url}/health")
 
     def start(self, *, timeout: float = 180.0) -> None:
         if self.running():
@@ -369,7 +317,7 @@ class MlflowServer:
             "MLFLOW_BACKEND_STORE_URI": self.backend_store_uri,
             "MLFLOW_SERVER_ALLOWED_HOSTS": f"localhost,localhost:*,{HOST},{HOST}:*",
         }
-        _spawn(
+        spawn_daemon(
             [
                 sys.executable,
                 "-m",
@@ -415,7 +363,7 @@ class PrometheusServer:
         return self.work_dir / f"prometheus-{self.port}.pid"
 
     def running(self) -> bool:
-        return _read_pid(self.pid_file) is not None and http_ok(f"{self.url}/-/ready")
+        return read_pid(self.pid_file) is not None and http_ok(f"{self.url}/-/ready")
 
     def start(self, *, timeout: float = 60.0) -> None:
         if self.running():
@@ -428,7 +376,7 @@ class PrometheusServer:
         data = self.work_dir / f"prometheus-{self.port}-data"
         data.mkdir(parents=True, exist_ok=True)
         log = self.work_dir / f"prometheus-{self.port}.log"
-        _spawn(
+        spawn_daemon(
             [
                 binary,
                 f"--config.file={self.config_file}",

@@ -50,8 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devstack import REPO
 from devstack import services as native_services
-from devstack.services import HOST, REPO, ServiceError, http_ok, port_open
+from devstack.processes import HOST, log_tail, port_open, read_pid, spawn_daemon, wait_ready
+from devstack.services import ServiceError, http_ok
 
 if TYPE_CHECKING:
     from filmrec.config import Settings
@@ -140,13 +142,6 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 @dataclass
 class Daemon:
     """One long-running process of the stack: how to start it and how to tell it is ready."""
@@ -169,7 +164,7 @@ class Daemon:
         return self.run_dir.parent / "logs" / f"{self.name}.log"
 
     def ours(self) -> bool:
-        return native_services._read_pid(self.pid_file) is not None
+        return read_pid(self.pid_file) is not None
 
     def healthy(self) -> bool:
         try:
@@ -187,19 +182,16 @@ class Daemon:
                 return "reused"
             raise StackError(f"{self.name}: port {self.port} is taken by a process that is not healthy")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        native_services._spawn(self.command, log=self.log, pid_file=self.pid_file, env=self.env)
-        self._wait()
+        pid = spawn_daemon(self.command, log=self.log, pid_file=self.pid_file, env=self.env)
+        self._wait(pid)
         return "started"
 
-    def _wait(self) -> None:
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if not self.ours():
-                raise StackError(f"{self.name} exited during start-up; {self.log}:\n{_tail(self.log)}")
-            if self.healthy():
-                return
-            time.sleep(0.5)
-        raise StackError(f"{self.name} not ready after {self.timeout:.0f}s; {self.log}:\n{_tail(self.log)}")
+    def _wait(self, pid: int | None = None) -> None:
+        pid = pid if pid is not None else read_pid(self.pid_file)
+        what = f"{self.name} ({self.log})"
+        wait_ready(
+            self.ready, what=what, timeout=self.timeout, log=self.log, pid=pid, error=StackError, interval=0.5
+        )
 
     def down(self) -> bool:
         return native_services._stop_pid(self.pid_file, timeout=self.stop_timeout)
@@ -790,7 +782,7 @@ class NativeStack:
                 raise StackError(f"{job} timed out after {timeout:.0f}s; {log_path}") from error
         if completed.returncode != 0 or not result_path.exists():
             raise StackError(
-                f"{job} failed (exit {completed.returncode}); {log_path}:\n{_tail(log_path, 40)}"
+                f"{job} failed (exit {completed.returncode}); {log_path}:\n{log_tail(log_path, 40)}"
             )
         result = dict(json.loads(result_path.read_text()))
         # Where it ran: the standalone scheduler logs the application id the master gave it.

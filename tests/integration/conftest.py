@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from devstack import broker
+from devstack.processes import free_port
 from filmrec.config import Settings
 from tests.conftest import require
 from tests.integration.service_helpers import (
@@ -165,7 +166,8 @@ def trained_on_server(spark, mlflow_uri: str, tmp_path_factory: pytest.TempPathF
 @pytest.fixture
 def throwaway_postgres() -> Iterator[Any]:
     """A PostgreSQL cluster of this test's own, on a free port, removed afterwards."""
-    from devstack.services import PostgresServer, free_port, postgres_bin
+    from devstack.processes import free_port
+    from devstack.services import PostgresServer, postgres_bin
 
     try:
         postgres_bin("initdb")
@@ -185,7 +187,8 @@ def throwaway_postgres() -> Iterator[Any]:
 @pytest.fixture
 def throwaway_redis(tmp_path: Path) -> Iterator[Any]:
     """A redis-server of this test's own on a free port (the test may stop and restart it)."""
-    from devstack.services import RedisServer, free_port
+    from devstack.processes import free_port
+    from devstack.services import RedisServer
 
     require(shutil.which("redis-server") is not None, "`redis-server` (apt-get install -y redis-server)")
     server = RedisServer(tmp_path / "redis", free_port())
@@ -210,8 +213,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     layout = broker.BrokerLayout(
         root=tmp_path_factory.mktemp("kafka"),
         libs=broker.default_layout().libs,
-        port=broker.free_port(),
-        controller_port=broker.free_port(),
+        port=free_port(),
+        controller_port=free_port(),
     )
     try:
         bootstrap = broker.up(layout)
@@ -227,7 +230,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def unreachable_kafka() -> str:
     """bootstrap.servers where nothing listens: for 'broker down' tests."""
-    return f"127.0.0.1:{broker.free_port()}"
+    return f"127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from devstack.broker import free_port
+from devstack.processes import free_port
 from filmrec.config import Settings
 from filmrec.ingestion.contract import RatingEvent
 from filmrec.ingestion.producer import RatingPublisher

@@ -145,7 +145,7 @@ def test_postgres_stopped(spark, trained_on_server, throwaway_postgres, redis_ur
 
 
 def test_mlflow_unreachable_keeps_the_model(trained_on_server) -> None:  # type: ignore[no-untyped-def]
-    from devstack.services import free_port
+    from devstack.processes import free_port
 
     settings = trained_on_server.settings()
     with TestClient(create_app(settings)) as client:
@@ -167,7 +167,7 @@ def test_mlflow_unreachable_keeps_the_model(trained_on_server) -> None:  # type:
 
 
 def test_ready_reports_kafka_when_configured(trained_on_server) -> None:  # type: ignore[no-untyped-def]
-    from devstack.services import free_port
+    from devstack.processes import free_port
 
     settings = trained_on_server.settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
     with TestClient(create_app(settings)) as client:

@@ -86,7 +86,8 @@ def test_prometheus_scrapes_the_api_and_grafana_panels_have_data(
     kafka_bootstrap: str,
     tmp_path: Path,
 ) -> None:
-    from devstack.services import PrometheusServer, free_port
+    from devstack.processes import free_port
+    from devstack.services import PrometheusServer
     from filmrec.lakehouse.tables import LakehouseTables
     from filmrec.pipeline import sync_metadata
 
