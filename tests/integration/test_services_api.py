@@ -9,6 +9,7 @@ answering from the model, reports it in /ready and /metrics, and recovers by its
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -144,26 +145,54 @@ def test_postgres_stopped(spark, trained_on_server, throwaway_postgres, redis_ur
         assert metric_value(client, "filmrec_dependency_up", dependency="database") == 0
 
 
-def test_mlflow_unreachable_keeps_the_model(trained_on_server) -> None:  # type: ignore[no-untyped-def]
-    from devstack.processes import free_port
+def _champion_on(server_uri: str, source: Any, name: str) -> str:
+    """Copy the shared server's champion into another MLflow server; its version there."""
+    import mlflow
+    from mlflow import MlflowClient
 
-    settings = trained_on_server.settings()
-    with TestClient(create_app(settings)) as client:
-        state = client.app.state.filmrec  # type: ignore[attr-defined]
-        version = client.get("/model").json()["version"]
-        failures_before = metric_value(client, "filmrec_model_reload_failures_total")
-        # The registry goes away: the poller now talks to a port nobody listens on.
-        dead = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{free_port()}"})
-        state.loader.settings = dead
-        wait_for(lambda: state.loader.last_error, timeout=15, what="a failed registry poll")
-        assert _recommend(client, 3)["model_version"] == version
-        ready = _ready(client)
-        assert ready["status"] == "degraded" and ready["by_name"]["model_registry"]["status"] == "down"
-        assert metric_value(client, "filmrec_model_reload_failures_total") > failures_before
-        # Back: the next poll clears the error by itself.
-        state.loader.settings = settings
-        wait_for(lambda: state.loader.last_error is None, timeout=15, what="the registry to be seen again")
-        assert _ready(client)["by_name"]["model_registry"]["status"] == "up"
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{name}@champion", tracking_uri=source.mlflow_tracking_uri
+    )
+    client = MlflowClient(server_uri)
+    experiment = client.create_experiment("outage")
+    run = client.create_run(experiment)
+    client.log_artifacts(run.info.run_id, local, artifact_path="model")
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(name)
+    version = client.create_model_version(
+        name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    ).version
+    client.set_registered_model_alias(name, "champion", version)
+    return str(version)
+
+
+def test_a_stopped_mlflow_server_keeps_the_model_serving(trained_on_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A real outage: the API's registry (an MLflow server of this test's own) is stopped,
+    the served model goes on answering, and when the server is back the poller sees it."""
+    from devstack.processes import free_port
+    from devstack.services import MlflowServer
+
+    server = MlflowServer(tmp_path / "mlflow", free_port(), f"sqlite:///{tmp_path / 'mlflow.db'}")
+    server.start()
+    try:
+        base = trained_on_server.settings()
+        version = _champion_on(server.url, base, base.model_name)
+        settings = base.model_copy(update={"mlflow_tracking_uri": server.url})
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/model").json()["version"] == version
+            loader = client.app.state.filmrec.loader  # type: ignore[attr-defined]
+            failures_before = metric_value(client, "filmrec_model_reload_failures_total")
+            server.stop()
+            wait_for(lambda: loader.last_error, timeout=30, what="a failed registry poll")
+            assert _recommend(client, 3)["model_version"] == version
+            ready = _ready(client)
+            assert ready["status"] == "degraded" and ready["by_name"]["model_registry"]["status"] == "down"
+            assert metric_value(client, "filmrec_model_reload_failures_total") > failures_before
+            server.start()  # back: the next poll clears the error by itself
+            wait_for(lambda: loader.last_error is None, timeout=60, what="the registry to be seen again")
+            assert _ready(client)["by_name"]["model_registry"]["status"] == "up"
+    finally:
+        server.stop()
 
 
 def test_ready_reports_kafka_when_configured(trained_on_server) -> None:  # type: ignore[no-untyped-def]

@@ -140,27 +140,21 @@ def _read_quoted_csv(spark: SparkSession, path: Path, columns: list[str]) -> Dat
     )
 
 
-def load_movies_csv(
-    spark: SparkSession, tables: LakehouseTables, movies_path: Path, links_path: Path | None = None
-) -> LoadReport:
-    """Load movies.csv (movieId,title,genres), enriched with links.csv ids when given.
+MOVIE_COLUMNS = ("title", "year", "genres", "imdb_id", "tmdb_id")
+YEAR_IN_TITLE = r"\((\d{4})\)\s*$"
 
-    The year is parsed from the title ("Heat (1995)"), genres become an array, and a
-    movie already in the table is updated only when something about it changed.
-    """
-    from delta.tables import DeltaTable
+
+def _typed_movies(raw: DataFrame) -> DataFrame:
+    """movies.csv rows typed: the year parsed from the title ("Heat (1995)"), genres an array,
+    and the reason a row is rejected (null when it is fine)."""
     from pyspark.sql import functions as F
 
-    ensure_all_tables(spark, tables)
-    source = f"csv:{movies_path.name}"
-    raw = _read_quoted_csv(spark, movies_path, ["movieId", "title", "genres"])
     title = F.trim(F.col("title"))
-    year_pattern = r"\((\d{4})\)\s*$"
     typed = raw.select(
         F.coalesce(F.col("_corrupt_record"), F.concat_ws(",", "movieId", "title", "genres")).alias("payload"),
         F.trim("movieId").try_cast("long").alias("movie_id"),
-        F.trim(F.regexp_replace(title, year_pattern, "")).alias("title"),
-        F.regexp_extract(title, year_pattern, 1).try_cast("int").alias("year"),
+        F.trim(F.regexp_replace(title, YEAR_IN_TITLE, "")).alias("title"),
+        F.regexp_extract(title, YEAR_IN_TITLE, 1).try_cast("int").alias("year"),
         F.when(F.trim("genres") == NO_GENRES, F.array().cast("array<string>"))
         .otherwise(F.split(F.trim("genres"), r"\|"))
         .alias("genres"),
@@ -174,7 +168,70 @@ def load_movies_csv(
         )
         .when(F.col("title").isNull() | (F.col("title") == ""), F.lit("missing_title"))
     )
-    checked = typed.withColumn("reason", reason).persist()
+    return typed.withColumn("reason", reason)
+
+
+def _with_links(spark: SparkSession, movies: DataFrame, links_path: Path | None) -> DataFrame:
+    """The IMDb and TMDB ids from links.csv (null without it)."""
+    from pyspark.sql import functions as F
+
+    if links_path is None:
+        return movies.withColumn("imdb_id", F.lit(None).cast("string")).withColumn(
+            "tmdb_id", F.lit(None).cast("long")
+        )
+    links = (
+        _read_quoted_csv(spark, links_path, ["movieId", "imdbId", "tmdbId"])
+        .select(
+            F.trim("movieId").try_cast("long").alias("movie_id"),
+            F.when(F.trim("imdbId") != "", F.concat(F.lit("tt"), F.trim("imdbId"))).alias("imdb_id"),
+            F.trim("tmdbId").try_cast("long").alias("tmdb_id"),
+        )
+        .where("movie_id IS NOT NULL")
+        .dropDuplicates(["movie_id"])
+    )
+    return movies.join(links, "movie_id", "left")
+
+
+def _merge_changed_movies(spark: SparkSession, tables: LakehouseTables, movies: DataFrame) -> int:
+    """MERGE only the movies that are new or changed, so a re-run commits nothing; return how many."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    target = DeltaTable.forPath(spark, tables.movies)
+    changed = " OR ".join(f"NOT (t.{column} <=> s.{column})" for column in MOVIE_COLUMNS)
+    pending = (
+        movies.alias("s")
+        .join(target.toDF().alias("t"), F.col("s.movie_id") == F.col("t.movie_id"), "left")
+        .where(f"t.movie_id IS NULL OR {changed}")
+        .select("s.*")
+        .localCheckpoint(eager=True)
+    )
+    written = pending.count()
+    if written:
+        (
+            target.alias("t")
+            .merge(pending.alias("s"), "t.movie_id = s.movie_id")
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    return written
+
+
+def load_movies_csv(
+    spark: SparkSession, tables: LakehouseTables, movies_path: Path, links_path: Path | None = None
+) -> LoadReport:
+    """Load movies.csv (movieId,title,genres), enriched with links.csv ids when given.
+
+    Steps: type and check each row, quarantine the rejected ones, join the links,
+    MERGE what is new or changed (a movie already in the table is updated only when
+    something about it changed).
+    """
+    from pyspark.sql import functions as F
+
+    ensure_all_tables(spark, tables)
+    source = f"csv:{movies_path.name}"
+    checked = _typed_movies(_read_quoted_csv(spark, movies_path, ["movieId", "title", "genres"])).persist()
     try:
         read = checked.count()
         quarantined = append_quarantine(
@@ -183,52 +240,10 @@ def load_movies_csv(
             _quarantine_rows(checked.where(F.col("reason").isNotNull()), source=source),
         )
         valid = checked.where(F.col("reason").isNull()).dropDuplicates(["movie_id"])
-        if links_path is not None:
-            links = (
-                _read_quoted_csv(spark, links_path, ["movieId", "imdbId", "tmdbId"])
-                .select(
-                    F.trim("movieId").try_cast("long").alias("movie_id"),
-                    F.when(F.trim("imdbId") != "", F.concat(F.lit("tt"), F.trim("imdbId"))).alias("imdb_id"),
-                    F.trim("tmdbId").try_cast("long").alias("tmdb_id"),
-                )
-                .where("movie_id IS NOT NULL")
-                .dropDuplicates(["movie_id"])
-            )
-            valid = valid.join(links, "movie_id", "left")
-        else:
-            valid = valid.withColumn("imdb_id", F.lit(None).cast("string")).withColumn(
-                "tmdb_id", F.lit(None).cast("long")
-            )
-        movies = valid.select(
-            "movie_id",
-            "title",
-            "year",
-            "genres",
-            "imdb_id",
-            "tmdb_id",
-            F.current_timestamp().alias("updated_at"),
+        movies = _with_links(spark, valid, links_path).select(
+            "movie_id", *MOVIE_COLUMNS, F.current_timestamp().alias("updated_at")
         )
-        target = DeltaTable.forPath(spark, tables.movies)
-        changed = " OR ".join(
-            f"NOT (t.{column} <=> s.{column})" for column in ("title", "year", "genres", "imdb_id", "tmdb_id")
-        )
-        # Only rows that are new or changed go into the MERGE, so a re-run commits nothing.
-        pending = (
-            movies.alias("s")
-            .join(target.toDF().alias("t"), F.col("s.movie_id") == F.col("t.movie_id"), "left")
-            .where(f"t.movie_id IS NULL OR {changed}")
-            .select("s.*")
-            .localCheckpoint(eager=True)
-        )
-        written = pending.count()
-        if written:
-            (
-                target.alias("t")
-                .merge(pending.alias("s"), "t.movie_id = s.movie_id")
-                .whenMatchedUpdateAll()
-                .whenNotMatchedInsertAll()
-                .execute()
-            )
+        written = _merge_changed_movies(spark, tables, movies)
     finally:
         checked.unpersist()
     return LoadReport(

@@ -32,14 +32,15 @@ from filmrec.model.registry import (
     promote_if_better,
 )
 from filmrec.training.als import fit_als
-from filmrec.training.evaluation import evaluate, rmse
+from filmrec.training.evaluation import RankingMetrics, evaluate, rmse
 from filmrec.training.factor_models import popularity_model
 from filmrec.training.params import DEFAULT_GRID, ALSParams, EvaluationProtocol
 from filmrec.training.split import split_per_user
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import SparkSession
+    from mlflow import MlflowClient
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,111 @@ class _Stopwatch:
         log.info("training: %s done in %.1fs", name, self.seconds[name])
 
 
+@dataclass
+class _Splits:
+    """The protocol's splits, in Spark (for fitting) and pandas (for evaluation)."""
+
+    ratings: DataFrame
+    train: DataFrame
+    fit_part: DataFrame
+    all_pdf: pd.DataFrame
+    train_pdf: pd.DataFrame
+    test_pdf: pd.DataFrame
+    fit_pdf: pd.DataFrame
+    validation_pdf: pd.DataFrame
+
+
+def _read_and_split(
+    spark: SparkSession, tables: LakehouseTables, protocol: EvaluationProtocol, version: int
+) -> _Splits:
+    """Clean ratings at `version`, split per user, with a validation split carved from train."""
+    ratings = (
+        read_table(spark, tables.clean_ratings, version=version)
+        # rated_at travels into the model: the API compares new ratings with it.
+        .select("user_id", "movie_id", "rating", "rated_at")
+        .cache()
+    )
+    all_pdf: pd.DataFrame = ratings.toPandas()
+    if all_pdf.empty:
+        raise ValueError(f"clean ratings at version {version} are empty: load data first")
+    train, test = split_per_user(ratings, test_fraction=protocol.test_fraction, seed=protocol.split_seed)
+    fit_part, validation = split_per_user(
+        train, test_fraction=protocol.test_fraction, seed=protocol.validation_seed
+    )
+    train, fit_part = train.cache(), fit_part.cache()
+    return _Splits(
+        ratings=ratings,
+        train=train,
+        fit_part=fit_part,
+        all_pdf=all_pdf,
+        train_pdf=train.toPandas(),
+        test_pdf=test.toPandas(),
+        fit_pdf=fit_part.toPandas(),
+        validation_pdf=validation.toPandas(),
+    )
+
+
+def _tune(
+    splits: _Splits, grid: Sequence[ALSParams], protocol: EvaluationProtocol
+) -> tuple[ALSParams, float, list[dict[str, Any]]]:
+    """The configuration with the best validation nDCG (never test), its score, every trial."""
+    tuning: list[dict[str, Any]] = []
+    best_params, best_ndcg = grid[0], float("-inf")
+    for params in grid:
+        candidate = fit_als(splits.fit_part, params, ratings_pdf=splits.fit_pdf)
+        score = evaluate(candidate, train=splits.fit_pdf, test=splits.validation_pdf, k=protocol.k).ndcg_at_k
+        tuning.append({"params": params.label(), "validation_ndcg_at_10": round(score, 6)})
+        log.info("tuning %s: validation nDCG@%d = %.4f", params.label(), protocol.k, score)
+        if score > best_ndcg:
+            best_params, best_ndcg = params, score
+    return best_params, best_ndcg, tuning
+
+
+def _evaluate_on_test(
+    splits: _Splits, params: ALSParams, protocol: EvaluationProtocol
+) -> tuple[RankingMetrics, RankingMetrics]:
+    """The chosen ALS and the popularity baseline, both fitted on train, scored on test."""
+    chosen = fit_als(splits.train, params, ratings_pdf=splits.train_pdf)
+    model_metrics = evaluate(chosen, train=splits.train_pdf, test=splits.test_pdf, k=protocol.k)
+    if not params.implicit_prefs:
+        model_metrics = dataclasses.replace(model_metrics, rmse=rmse(chosen, splits.test_pdf))
+    baseline = evaluate(
+        popularity_model(splits.train_pdf), train=splits.train_pdf, test=splits.test_pdf, k=protocol.k
+    )
+    return model_metrics, baseline
+
+
+def _register_and_promote(
+    client: MlflowClient,
+    settings: Settings,
+    *,
+    model_uri: str,
+    run_id: str,
+    version: int,
+    protocol: EvaluationProtocol,
+    metrics: dict[str, float],
+    baseline_metrics: dict[str, float],
+) -> tuple[str, PromotionDecision]:
+    """Register the logged model, tag the version, move `champion` only if it is better."""
+    import mlflow
+
+    registered = mlflow.register_model(model_uri, settings.model_name)
+    version_tags = {TAG_PROTOCOL: protocol.version, TAG_DATA_VERSION: str(version), "run_id": run_id}
+    version_tags |= {name: f"{value:.6f}" for name, value in metrics.items()}
+    version_tags |= {f"baseline_popularity_{PROMOTION_METRIC}": f"{baseline_metrics[PROMOTION_METRIC]:.6f}"}
+    for key, value in version_tags.items():
+        client.set_model_version_tag(settings.model_name, registered.version, key, value)
+    decision = promote_if_better(
+        client,
+        name=settings.model_name,
+        alias=settings.champion_alias,
+        version=str(registered.version),
+        metric=metrics[PROMOTION_METRIC],
+        protocol=protocol.version,
+    )
+    return str(registered.version), decision
+
+
 def train_and_register(
     spark: SparkSession,
     *,
@@ -85,7 +191,7 @@ def train_and_register(
     protocol: EvaluationProtocol | None = None,
     data_version: int | None = None,
 ) -> TrainingResult:
-    """Run the whole training job; return what it logged and decided."""
+    """Run the whole training job (the steps in the module docstring); return what it logged and decided."""
     import mlflow
 
     from filmrec.model.pyfunc import log_recommender
@@ -102,45 +208,14 @@ def train_and_register(
 
     with clock.step("read"):
         version = data_version if data_version is not None else table_version(spark, tables.clean_ratings)
-        ratings = (
-            read_table(spark, tables.clean_ratings, version=version)
-            # rated_at travels into the model: the API compares new ratings with it.
-            .select("user_id", "movie_id", "rating", "rated_at")
-            .cache()
-        )
-        all_pdf: pd.DataFrame = ratings.toPandas()
-        if all_pdf.empty:
-            raise ValueError(f"clean ratings at version {version} are empty: load data first")
-
     with clock.step("split"):
-        train, test = split_per_user(ratings, test_fraction=protocol.test_fraction, seed=protocol.split_seed)
-        fit_part, validation = split_per_user(
-            train, test_fraction=protocol.test_fraction, seed=protocol.validation_seed
-        )
-        train, fit_part = train.cache(), fit_part.cache()
-        train_pdf, test_pdf = train.toPandas(), test.toPandas()
-        fit_pdf, validation_pdf = fit_part.toPandas(), validation.toPandas()
-
-    tuning: list[dict[str, Any]] = []
+        splits = _read_and_split(spark, tables, protocol, version)
     with clock.step("tune"):
-        best_params, best_ndcg = grid[0], float("-inf")
-        for params in grid:
-            candidate = fit_als(fit_part, params, ratings_pdf=fit_pdf)
-            score = evaluate(candidate, train=fit_pdf, test=validation_pdf, k=protocol.k).ndcg_at_k
-            tuning.append({"params": params.label(), "validation_ndcg_at_10": round(score, 6)})
-            log.info("tuning %s: validation nDCG@%d = %.4f", params.label(), protocol.k, score)
-            if score > best_ndcg:
-                best_params, best_ndcg = params, score
-
+        best_params, best_ndcg, tuning = _tune(splits, grid, protocol)
     with clock.step("evaluate"):
-        chosen = fit_als(train, best_params, ratings_pdf=train_pdf)
-        model_metrics = evaluate(chosen, train=train_pdf, test=test_pdf, k=protocol.k)
-        if not best_params.implicit_prefs:
-            model_metrics = dataclasses.replace(model_metrics, rmse=rmse(chosen, test_pdf))
-        baseline = evaluate(popularity_model(train_pdf), train=train_pdf, test=test_pdf, k=protocol.k)
-
+        model_metrics, baseline = _evaluate_on_test(splits, best_params, protocol)
     with clock.step("refit"):
-        final = fit_als(ratings, best_params, ratings_pdf=all_pdf)
+        final = fit_als(splits.ratings, best_params, ratings_pdf=splits.all_pdf)
 
     metrics = model_metrics.as_mlflow()
     baseline_metrics = baseline.as_mlflow()
@@ -151,7 +226,9 @@ def train_and_register(
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(baseline.as_mlflow(prefix="baseline_popularity_"))
         mlflow.log_metric("validation_ndcg_at_10", best_ndcg)
-        mlflow.log_metrics({"n_ratings": len(all_pdf), "n_users": final.n_users, "n_items": final.n_items})
+        mlflow.log_metrics(
+            {"n_ratings": len(splits.all_pdf), "n_users": final.n_users, "n_items": final.n_items}
+        )
         mlflow.log_dict({"tuning": tuning}, "tuning.json")
         mlflow.set_tags(
             {TAG_PROTOCOL: protocol.version, TAG_DATA_VERSION: str(version), "model_family": "als"}
@@ -162,28 +239,20 @@ def train_and_register(
         mlflow.log_metrics({f"seconds_{name}": value for name, value in clock.seconds.items()})
         run_id = run.info.run_id
 
-    registered = mlflow.register_model(model_uri, settings.model_name)
-    version_tags = {
-        TAG_PROTOCOL: protocol.version,
-        TAG_DATA_VERSION: str(version),
-        "run_id": run_id,
-    }
-    version_tags |= {name: f"{value:.6f}" for name, value in metrics.items()}
-    version_tags |= {f"baseline_popularity_{PROMOTION_METRIC}": f"{baseline_metrics[PROMOTION_METRIC]:.6f}"}
-    for key, value in version_tags.items():
-        client.set_model_version_tag(settings.model_name, registered.version, key, value)
-    decision: PromotionDecision = promote_if_better(
+    model_version, decision = _register_and_promote(
         client,
-        name=settings.model_name,
-        alias=settings.champion_alias,
-        version=str(registered.version),
-        metric=metrics[PROMOTION_METRIC],
-        protocol=protocol.version,
+        settings,
+        model_uri=model_uri,
+        run_id=run_id,
+        version=version,
+        protocol=protocol,
+        metrics=metrics,
+        baseline_metrics=baseline_metrics,
     )
-    ratings.unpersist()
+    splits.ratings.unpersist()
     result = TrainingResult(
         run_id=run_id,
-        model_version=str(registered.version),
+        model_version=model_version,
         data_version=version,
         params=best_params.model_dump(),
         metrics=metrics,
