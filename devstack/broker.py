@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from devstack.processes import (
     stop_pid,
     wait_ready,
 )
+from devstack.settings import dev_settings
 from filmrec.lakehouse.jars import MavenJar, cached_jars
 
 KAFKA_VERSION = "3.9.2"
@@ -194,8 +194,8 @@ def fetch_broker_jars(libs: Path) -> list[Path]:
 
 
 def java_executable() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    candidate = Path(java_home) / "bin" / "java" if java_home else None
+    java_home = dev_settings().java_home
+    candidate = java_home / "bin" / "java" if java_home else None
     if candidate and candidate.exists():
         return str(candidate)
     found = shutil.which("java")

@@ -38,6 +38,7 @@ from devstack.processes import (
     stop_pid,
     wait_ready,
 )
+from devstack.settings import dev_settings
 
 # (database, owner) pairs, as docker/postgres/initdb.d creates them for Compose.
 DATABASES = (("filmrec", "filmrec"), ("mlflow", "mlflow"), ("airflow", "airflow"))
@@ -406,13 +407,14 @@ class Stack:
 
     @classmethod
     def from_env(cls) -> Stack:
-        root = Path(os.environ.get("FILMREC_SERVICES_DIR", REPO / "var" / "services")).resolve()
+        settings = dev_settings()
+        root = settings.services_dir.resolve()
         return cls(
             root=root,
-            pg_port=int(os.environ.get("FILMREC_PG_PORT", "5432")),
-            redis_port=int(os.environ.get("FILMREC_REDIS_PORT", "6379")),
-            mlflow_port=int(os.environ.get("FILMREC_MLFLOW_PORT", "5000")),
-            prometheus_port=int(os.environ.get("FILMREC_PROMETHEUS_PORT", "9090")),
+            pg_port=settings.pg_port,
+            redis_port=settings.redis_port,
+            mlflow_port=settings.mlflow_port,
+            prometheus_port=settings.prometheus_port,
         )
 
     @property

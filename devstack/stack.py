@@ -54,6 +54,7 @@ from devstack import REPO
 from devstack import services as native_services
 from devstack.processes import HOST, log_tail, port_open, read_pid, spawn_daemon, wait_ready
 from devstack.services import ServiceError, http_ok
+from devstack.settings import dev_settings
 
 if TYPE_CHECKING:
     from filmrec.config import Settings
@@ -101,10 +102,6 @@ def render_spark_conf(*, conf_dir: Path, var_dir: Path) -> Path:
     return conf_dir
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
-
-
 @dataclass(frozen=True)
 class Ports:
     """The Compose host ports, under the same variable names as .env.example."""
@@ -119,14 +116,15 @@ class Ports:
 
     @classmethod
     def from_env(cls) -> Ports:
+        settings = dev_settings()
         return cls(
-            zookeeper=_env_int("ZOOKEEPER_PORT", 2181),
-            kafka=_env_int("KAFKA_PORT", 9092),
-            spark_master=_env_int("SPARK_MASTER_PORT", 7077),
-            spark_master_webui=_env_int("SPARK_MASTER_WEBUI_PORT", 8081),
-            spark_worker_webui=_env_int("SPARK_WORKER_WEBUI_PORT", 8082),
-            airflow=_env_int("AIRFLOW_PORT", 8080),
-            api=_env_int("API_PORT", 8000),
+            zookeeper=settings.zookeeper_port,
+            kafka=settings.kafka_port,
+            spark_master=settings.spark_master_port,
+            spark_master_webui=settings.spark_master_webui_port,
+            spark_worker_webui=settings.spark_worker_webui_port,
+            airflow=settings.airflow_port,
+            api=settings.api_port,
         )
 
 
@@ -210,15 +208,16 @@ class NativeStack:
 
     @classmethod
     def from_env(cls) -> NativeStack:
+        settings = dev_settings()
         return cls(
-            root=Path(os.environ.get("FILMREC_STACK_DIR", REPO / "var" / "stack")).resolve(),
+            root=settings.stack_dir.resolve(),
             ports=Ports.from_env(),
             # Compose bind-mounts ./lakehouse and shares one var volume: the same here.
-            lakehouse=Path(os.environ.get("LAKEHOUSE_PATH", REPO / "lakehouse")).resolve(),
-            var_dir=Path(os.environ.get("FILMREC_VAR_DIR", REPO / "var")).resolve(),
-            worker_cores=_env_int("SPARK_WORKER_CORES", 2),
-            worker_memory=os.environ.get("SPARK_WORKER_MEMORY", "2g"),
-            stream_cores=_env_int("RATINGS_STREAM_CORES", 1),
+            lakehouse=settings.lakehouse.resolve(),
+            var_dir=settings.var_dir.resolve(),
+            worker_cores=settings.worker_cores,
+            worker_memory=settings.worker_memory,
+            stream_cores=settings.stream_cores,
         )
 
     # --- addresses and environment ------------------------------------------------
@@ -512,7 +511,7 @@ class NativeStack:
                 "API_HOST": HOST,
                 "API_PORT": str(self.ports.api),
                 # Pick up a newly promoted champion within seconds, not the default 30.
-                "MODEL_POLL_SECONDS": os.environ.get("MODEL_POLL_SECONDS", "5"),
+                "MODEL_POLL_SECONDS": dev_settings().model_poll_seconds,
             }
         )
         # The container's command, `uvicorn main:app`, on the same api/main.py.
