@@ -50,9 +50,11 @@ def reference_als(
     return users, items, user_f.astype(np.float32), item_f.astype(np.float32)
 
 
-def reference_model(ratings: pd.DataFrame, *, rank: int = 2, iterations: int = 20) -> FactorRecommender:
-    """The served model format fitted by the reference ALS (rating-scaled confidence)."""
-    config = FoldInConfig(implicit_prefs=True, alpha=1.0, reg_param=0.1, confidence="rating")
+def reference_model(
+    ratings: pd.DataFrame, *, config: FoldInConfig | None = None, rank: int = 2, iterations: int = 20
+) -> FactorRecommender:
+    """The served model format fitted by the reference ALS (rating-scaled confidence by default)."""
+    config = config or FoldInConfig(implicit_prefs=True, alpha=1.0, reg_param=0.1, confidence="rating")
     users, items, user_f, item_f = reference_als(ratings, config, rank=rank, iterations=iterations)
     return assemble(
         ratings=ratings,

@@ -16,7 +16,7 @@ from filmrec.model.fold_in import FoldInConfig, FoldInSolver
 from filmrec.model.recommender import FactorRecommender
 from filmrec.training.factor_models import assemble
 from tests.recommender_contract import RecommenderContract, tiny_matrix
-from tests.reference_als import reference_als
+from tests.reference_als import reference_als, reference_model
 
 
 @pytest.mark.parametrize("confidence", ["binary", "rating", "log"])
@@ -50,15 +50,7 @@ def test_explicit_fold_in_solves_the_regularised_least_squares() -> None:
 def test_newer_online_ratings_override_the_trained_ones() -> None:
     train, _ = tiny_matrix()
     config = FoldInConfig(implicit_prefs=True, alpha=2.0, reg_param=0.1, confidence="rating")
-    users, items, user_f, item_f = reference_als(train, config, rank=3, iterations=3)
-    model = assemble(
-        ratings=train,
-        user_ids=users,
-        user_factors=user_f,
-        item_ids=items,
-        item_factors=item_f,
-        fold_in=config,
-    )
+    model = reference_model(train, config=config, rank=3, iterations=3)
     stray = int(train[(train["user_id"] == 1) & (train["rating"] == 2.0)]["movie_id"].iloc[0])
     # Re-rating the stray movie 5 stars moves the vector; rating it 2.0 again does not.
     assert not np.allclose(model.fold_in_vector(1, {stray: 5.0}), model.fold_in_vector(1))
@@ -69,22 +61,14 @@ def test_contains_rating_compares_with_the_trained_rating_time() -> None:
     train, _ = tiny_matrix()
     train = train.assign(rated_at=pd.Timestamp("2024-01-01", tz="UTC"))
     config = FoldInConfig(implicit_prefs=True, alpha=1.0, reg_param=0.1, confidence="binary")
-    users, items, user_f, item_f = reference_als(train, config, rank=2, iterations=2)
-    model = assemble(
-        ratings=train,
-        user_ids=users,
-        user_factors=user_f,
-        item_ids=items,
-        item_factors=item_f,
-        fold_in=config,
-    )
+    model = reference_model(train, config=config, rank=2, iterations=2)
     trained_ms = int(pd.Timestamp("2024-01-01", tz="UTC").timestamp() * 1000)
     movie = int(train[train["user_id"] == 1]["movie_id"].iloc[0])
     assert model.contains_rating(1, movie, rated_at_ms=trained_ms)
     assert model.contains_rating(1, movie, rated_at_ms=trained_ms - 1)
     assert not model.contains_rating(1, movie, rated_at_ms=trained_ms + 1)
     assert not model.contains_rating(999, movie, rated_at_ms=0)
-    unrated = int(items[~np.isin(items, train[train["user_id"] == 1]["movie_id"])][0])
+    unrated = int(model.item_ids[~np.isin(model.item_ids, train[train["user_id"] == 1]["movie_id"])][0])
     assert not model.contains_rating(1, unrated, rated_at_ms=0)
 
 
@@ -94,13 +78,4 @@ class TestReferenceALSContract(RecommenderContract):
     min_ndcg = 0.9
 
     def fit(self, train: pd.DataFrame) -> FactorRecommender:
-        config = FoldInConfig(implicit_prefs=True, alpha=1.0, reg_param=0.1, confidence="rating")
-        users, items, user_f, item_f = reference_als(train, config, rank=2, iterations=20)
-        return assemble(
-            ratings=train,
-            user_ids=users,
-            user_factors=user_f,
-            item_ids=items,
-            item_factors=item_f,
-            fold_in=config,
-        )
+        return reference_model(train, rank=2, iterations=20)

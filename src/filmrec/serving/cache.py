@@ -15,11 +15,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from filmrec.serving.breaker import CircuitBreaker
+from filmrec.serving.redis_client import GuardedRedis
 
 if TYPE_CHECKING:
-    import redis
-
     from filmrec.config import Settings
 
 KEY_PREFIX = "filmrec:recs"
@@ -114,12 +112,8 @@ class NullCache:
         return None
 
 
-class RedisCache:
-    """Redis with bounded socket timeouts, no client retries, and a circuit breaker.
-
-    redis-py retries a failed command by default, which would multiply the timeout;
-    the breaker is the retry policy here, and the request falls back to the model.
-    """
+class RedisCache(GuardedRedis):
+    """The cache in Redis, shared by every replica (see serving/redis_client.py)."""
 
     name = "redis"
 
@@ -131,21 +125,13 @@ class RedisCache:
         retry_after_seconds: float = 2.0,
         max_connections: int = 64,
     ) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        self.url = url
-        self.client: redis.Redis = redis.Redis.from_url(
+        super().__init__(
             url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
-            health_check_interval=0,
+            breaker_name="redis",
+            timeout_seconds=timeout_seconds,
+            retry_after_seconds=retry_after_seconds,
             max_connections=max_connections,
         )
-        self.breaker = CircuitBreaker("redis", retry_after_seconds=retry_after_seconds)
 
     def get(self, key: str) -> dict[str, Any] | None:
         payload = self.breaker.call(lambda: self.client.get(key))
@@ -165,19 +151,6 @@ class RedisCache:
             for key, value in items[start : start + chunk_size]:
                 pipe.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_seconds)
             self.breaker.call(pipe.execute)
-
-    def ping(self) -> None:
-        # Not through the breaker: /ready must see the real state, and a successful
-        # ping closes the breaker early so the cache comes back without waiting.
-        try:
-            self.client.ping()
-        except Exception as error:
-            self.breaker.record_failure(error)
-            raise
-        self.breaker.record_success()
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def build_cache(settings: Settings) -> RecommendationCache:

@@ -29,11 +29,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from filmrec.serving.breaker import CircuitBreaker
+from filmrec.serving.redis_client import GuardedRedis
 
 if TYPE_CHECKING:
-    import redis
-
     from filmrec.config import Settings
     from filmrec.ingestion.contract import RatingEvent
     from filmrec.model.recommender import FactorRecommender
@@ -229,7 +227,7 @@ return 1
 """
 
 
-class RedisOnlineState:
+class RedisOnlineState(GuardedRedis):
     """The online state in Redis: one hash per user (field m<movie> -> rating, v -> version)."""
 
     name = "redis"
@@ -243,21 +241,14 @@ class RedisOnlineState:
         timeout_seconds: float = 0.2,
         retry_after_seconds: float = 2.0,
     ) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
+        super().__init__(
+            url,
+            breaker_name="online-state",
+            timeout_seconds=timeout_seconds,
+            retry_after_seconds=retry_after_seconds,
+        )
         self.ttl_seconds = ttl_seconds
         self.prefix = f"{KEY_PREFIX}:{namespace}"
-        self.client: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
-            health_check_interval=0,
-        )
-        self.breaker = CircuitBreaker("online-state", retry_after_seconds=retry_after_seconds)
         self._apply = self.client.register_script(_APPLY_SCRIPT)
         self._prune = self.client.register_script(_PRUNE_SCRIPT)
 
@@ -320,17 +311,6 @@ class RedisOnlineState:
             pipe.hlen(self._user_key(int(raw_user)))
         lengths = pipe.execute() if users else []
         return sum(1 for n in lengths if n > 1), sum(max(0, n - 1) for n in lengths)
-
-    def ping(self) -> None:
-        try:
-            self.client.ping()
-        except Exception as error:
-            self.breaker.record_failure(error)
-            raise
-        self.breaker.record_success()
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def prune_contained(store: OnlineStateStore, recommender: FactorRecommender) -> int:
