@@ -23,7 +23,7 @@ from filmrec.config import Settings
 from filmrec.ingestion.checkpoint_lock import CheckpointBusyError
 from filmrec.ingestion.contract import RatingEvent, event_id_for
 from filmrec.ingestion.events import InvalidEventError, deserialize_event, encode_event
-from filmrec.ingestion.ingest_status import read_status, running_mode
+from filmrec.ingestion.ingest_status import read_status
 from filmrec.ingestion.kafka_ingest import EXIT_CHECKPOINT_BUSY, checkpoint_dir, run_ingestion
 from filmrec.ingestion.replay import replay
 from filmrec.ingestion.topics import ensure_topic
@@ -347,6 +347,7 @@ def test_continuous_ingestion_killed_mid_stream_and_restarted_is_exactly_once(  
             "batch 0 written",
             started_after=launched,
         )
+        _assert_the_checkpoint_is_held_by(job, spark, settings)
         publish(settings, during)  # arrives while the query runs: the next trigger's batch
     except BaseException:
         os.killpg(job.pid, signal.SIGKILL)
@@ -384,73 +385,26 @@ def test_continuous_ingestion_killed_mid_stream_and_restarted_is_exactly_once(  
     assert read_status(tables.ingestion_status)["totals"]["read"] == len(dataset.messages)
 
 
-@pytest.mark.timeout(1200)
-def test_a_running_continuous_job_holds_the_checkpoint_and_sigterm_stops_it_cleanly(  # type: ignore[no-untyped-def]
-    streaming_spark, kafka_settings, tmp_path: Path
-) -> None:
-    spark, settings = streaming_spark, kafka_settings
+def _assert_the_checkpoint_is_held_by(job: subprocess.Popen[bytes], spark: Any, settings: Any) -> None:
+    """While a continuous job runs, a second run in either mode fails at once naming the holder."""
     tables = LakehouseTables(settings.lakehouse_path)
-    dataset = make_dataset(seed=29, messages=400, malformed=4, duplicates=4)
-    publish(settings, dataset.messages[:200])
-    log = tmp_path / "continuous.log"
-    launched = datetime.now(UTC)
-    job = start_job(settings, "--continuous", "--trigger-seconds", "2", log=log)
-    try:
-        running = wait_for_status(
-            settings,
-            job,
-            log,
-            lambda s: processed_messages(s) == 200,
-            "the first events written",
-            started_after=launched,
-        )
-        assert running["pid"] == job.pid  # `python -m`: the job process is the driver
-        assert (running["status"], running["mode"], running["trigger_seconds"]) == (
-            "running",
-            "continuous",
-            2,
-        )
-        assert running_mode(running) is not None and running["last_batch_at"] and running["heartbeat_at"]
-
-        # A second run, in either mode, fails at once and names the holder.
-        started = time.monotonic()
-        second = subprocess.run(
-            [sys.executable, "-m", "filmrec.ingestion.kafka_ingest"],
-            env=job_env(settings),
-            cwd=settings.lakehouse_path.parent,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert second.returncode == EXIT_CHECKPOINT_BUSY, second.stderr
-        assert time.monotonic() - started < 60, "it must fail before starting Spark"
-        holder = f"pid {job.pid} on {socket.gethostname()}, mode continuous, started "
-        assert holder in second.stderr and "one ingestion mode per deployment at a time" in second.stderr
-        with pytest.raises(CheckpointBusyError, match=f"pid {job.pid} .*mode continuous"):
-            run_ingestion(spark, settings, continuous=True)
-        assert read_status(tables.ingestion_status)["pid"] == job.pid, "only the holder writes the status"
-
-        # More events, then SIGTERM to the whole process group, as a terminal or the
-        # native stack sends it: the driver and its JVM both get it, and it stops
-        # between two batches.
-        publish(settings, dataset.messages[200:])
-        time.sleep(2.5)  # most likely in the middle of the next batch
-        os.killpg(job.pid, signal.SIGTERM)
-        assert job.wait(timeout=180) == 0, tail(log)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-    stopped = read_status(tables.ingestion_status)
-    assert (stopped["status"], stopped["mode"], stopped["pid"]) == ("stopped", "continuous", job.pid)
-    assert stopped["finished_at"] and running_mode(stopped) is None
-    assert "stopping after the running batch" in log.read_text()
-
-    # The lock went with the job; a scheduled run takes whatever the stop left.
-    report = run_ingestion(spark, settings)
-    assert report.lag == 0
-    assert_expected_tables(spark, settings, dataset)
-    assert read_status(tables.ingestion_status)["totals"]["read"] == len(dataset.messages)
+    started = time.monotonic()
+    second = subprocess.run(
+        [sys.executable, "-m", "filmrec.ingestion.kafka_ingest"],
+        env=job_env(settings),
+        cwd=settings.lakehouse_path.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert second.returncode == EXIT_CHECKPOINT_BUSY, second.stderr
+    assert time.monotonic() - started < 60, "it must fail before starting Spark"
+    holder = f"pid {job.pid} on {socket.gethostname()}, mode continuous, started "
+    assert holder in second.stderr and "one ingestion mode per deployment at a time" in second.stderr
+    with pytest.raises(CheckpointBusyError, match=f"pid {job.pid} .*mode continuous"):
+        run_ingestion(spark, settings, continuous=True)
+    assert read_status(tables.ingestion_status)["pid"] == job.pid, "only the holder writes the status"
 
 
 def test_replaying_a_file_twice_adds_nothing_the_second_time(  # type: ignore[no-untyped-def]
