@@ -8,6 +8,7 @@ alembic_version table) is adopted by stamping the baseline revision first.
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ from filmrec.metadata.engine import make_engine
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Package data of the installed package (a wheel or an editable install), not a checkout path.
+MIGRATIONS_DIR = Path(str(importlib.resources.files("filmrec.metadata") / "migrations"))
 BASELINE_REVISION = "0001"
 # Any constant works; it only has to be the same in every process that migrates.
 _PG_LOCK_KEY = 0x66696C6D  # "film"

@@ -80,13 +80,13 @@ MODEL_CODE = (
 
 def _model_code(directory: Path) -> Path:
     """A copy of the `filmrec` package trimmed to MODEL_CODE, for code_paths."""
-    import filmrec
+    import importlib.resources
 
-    source = Path(filmrec.__file__).parent  # the installed package itself, not a checkout
+    source = importlib.resources.files("filmrec")  # the installed package itself, not a checkout
     target = directory / "filmrec"
     for relative in MODEL_CODE:
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        (target / relative).write_bytes((source / relative).read_bytes())
+        (target / relative).write_bytes(source.joinpath(relative).read_bytes())
     return target
 
 
