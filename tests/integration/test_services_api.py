@@ -153,7 +153,7 @@ def _champion_on(server_uri: str, source: Any, name: str) -> str:
     local = mlflow.artifacts.download_artifacts(
         f"models:/{name}@champion", tracking_uri=source.mlflow_tracking_uri
     )
-    client = MlflowClient(server_uri)
+    client = MlflowClient(server_uri, registry_uri=server_uri)  # not the process-wide registry URI
     experiment = client.create_experiment("outage")
     run = client.create_run(experiment)
     client.log_artifacts(run.info.run_id, local, artifact_path="model")
