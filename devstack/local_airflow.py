@@ -81,17 +81,7 @@ class LocalAirflow:
         command = [str(Path(sys.executable).parent / "airflow"), *args]
         self.root.mkdir(parents=True, exist_ok=True)
         # cwd is the root so that no repository .env reaches pydantic-settings.
-        if log_path is None:
-            return subprocess.run(
-                command,
-                env=self.env(),
-                cwd=self.root,
-                timeout=timeout,
-                check=False,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ).returncode
-        with log_path.open("w") as log:
+        with log_path.open("w") if log_path is not None else open(os.devnull, "w") as log:
             return subprocess.run(
                 command,
                 env=self.env(),

@@ -89,12 +89,7 @@ def load_ratings_csv(spark: SparkSession, tables: LakehouseTables, path: Path) -
         .persist()
     )
     try:
-        read = checked.count()
-        quarantined = append_quarantine(
-            spark,
-            tables,
-            _quarantine_rows(checked.where(F.col("reason").isNotNull()), source=source),
-        )
+        read, quarantined = _count_and_quarantine(spark, tables, checked, source=source)
         valid = checked.where(F.col("reason").isNull()).select(
             content_event_id(
                 user_id=F.col("user_id"),
@@ -120,6 +115,17 @@ def load_ratings_csv(spark: SparkSession, tables: LakehouseTables, path: Path) -
         quarantined=quarantined,
         clean_upserts=counts.clean_upserts,
     )
+
+
+def _count_and_quarantine(
+    spark: SparkSession, tables: LakehouseTables, checked: DataFrame, *, source: str
+) -> tuple[int, int]:
+    """(rows read, rows quarantined): every row with a `reason` goes to quarantine."""
+    from pyspark.sql import functions as F
+
+    read = checked.count()
+    rejected = _quarantine_rows(checked.where(F.col("reason").isNotNull()), source=source)
+    return read, append_quarantine(spark, tables, rejected)
 
 
 def _read_quoted_csv(spark: SparkSession, path: Path, columns: list[str]) -> DataFrame:
@@ -233,12 +239,7 @@ def load_movies_csv(
     source = f"csv:{movies_path.name}"
     checked = _typed_movies(_read_quoted_csv(spark, movies_path, ["movieId", "title", "genres"])).persist()
     try:
-        read = checked.count()
-        quarantined = append_quarantine(
-            spark,
-            tables,
-            _quarantine_rows(checked.where(F.col("reason").isNotNull()), source=source),
-        )
+        read, quarantined = _count_and_quarantine(spark, tables, checked, source=source)
         valid = checked.where(F.col("reason").isNull()).dropDuplicates(["movie_id"])
         movies = _with_links(spark, valid, links_path).select(
             "movie_id", *MOVIE_COLUMNS, F.current_timestamp().alias("updated_at")
