@@ -88,7 +88,7 @@ def _after_swap(state: AppState, model: LoadedModel) -> None:
     """Background work after a new champion is served: history row, online state, warm-up."""
     _prune_online_state(state, model)
     try:
-        state.store.record_deployment(
+        state.movies.store.record_deployment(
             model_name=model.name,
             model_version=model.version,
             run_id=model.run_id,
@@ -101,7 +101,7 @@ def _after_swap(state: AppState, model: LoadedModel) -> None:
     from filmrec.serving.warmup import warm_cache
 
     try:
-        warm_cache(state.settings, model=model, cache=state.cache, movies=state.store)
+        warm_cache(state.settings, model=model, cache=state.cache, movies=state.movies.store)
     except Exception as error:
         log.warning(
             "cache warm-up for v%s failed (requests fill the cache instead): %s", model.version, error
@@ -131,7 +131,6 @@ def build_state(settings: Settings) -> AppState:
         settings=settings,
         holder=holder,
         loader=loader,
-        store=store,
         movies=movies,
         cache=cache,
         online=online,
@@ -168,7 +167,7 @@ def build_state(settings: Settings) -> AppState:
 def _prepare_database(state: AppState) -> None:
     """Run the migrations (the API's prestart step); a database that is down is not fatal."""
     try:
-        state.store.create_schema()
+        state.movies.store.create_schema()
     except Exception as error:
         metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
         log.warning("database unavailable at start-up (migrations not run): %s", error)
@@ -183,14 +182,14 @@ def _shutdown(state: AppState) -> None:
     state.background.shutdown(wait=True, cancel_futures=True)
     state.intake.close()
     try:
-        state.store.close_deployment()
+        state.movies.store.close_deployment()
     except Exception as error:
         log.warning("could not close the deployment record: %s", error)
     for closeable in (state.cache, state.online):
         close = getattr(closeable, "close", None)
         if close is not None:
             close()
-    state.store.engine.dispose()
+    state.movies.store.engine.dispose()
 
 
 def _field_name(location: tuple[object, ...]) -> str:

@@ -313,13 +313,14 @@ class RedisOnlineState(GuardedRedis):
         return sum(1 for n in lengths if n > 1), sum(max(0, n - 1) for n in lengths)
 
 
+def rating_in_model(recommender: FactorRecommender, rating: OnlineRating) -> bool:
+    """Whether `recommender` was trained on this rating or a later one of the same movie."""
+    return recommender.contains_rating(rating.user_id, rating.movie_id, rated_at_ms=rating.rated_at_ms)
+
+
 def prune_contained(store: OnlineStateStore, recommender: FactorRecommender) -> int:
     """Drop every online rating `recommender` was trained on (or on a later one)."""
-    return store.prune(
-        lambda rating: recommender.contains_rating(
-            rating.user_id, rating.movie_id, rated_at_ms=rating.rated_at_ms
-        )
-    )
+    return store.prune(lambda rating: rating_in_model(recommender, rating))
 
 
 def build_online_state(settings: Settings) -> OnlineStateStore:

@@ -30,7 +30,7 @@ from filmrec.ingestion.events import InvalidEventError, deserialize_event
 from filmrec.ingestion.topics import bootstrap_servers
 from filmrec.serving import metrics
 from filmrec.serving.model_holder import ModelHolder
-from filmrec.serving.online_state import OnlineRating, OnlineStateStore
+from filmrec.serving.online_state import OnlineRating, OnlineStateStore, rating_in_model
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Message, TopicPartition
@@ -57,14 +57,13 @@ class RatingStreamConsumer:
         holder: ModelHolder,
         *,
         on_applied: AppliedHook | None = None,
-        shared: bool | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.holder = holder
         self.on_applied = on_applied
         # Shared state (Redis): replicas split the partitions in one group.
-        self.shared = store.name == "redis" if shared is None else shared
+        self.shared = store.name == "redis"
         self.topic = settings.kafka_topic
         self.applied = 0
         self.last_error: str | None = None
@@ -176,7 +175,6 @@ class RatingStreamConsumer:
             # timeout for a full batch, which is latency a quiet topic should not pay.
             first = consumer.poll(POLL_SECONDS)
             messages = [first, *consumer.consume(num_messages=BATCH_SIZE - 1, timeout=0)] if first else []
-            applied_any = False
             for message in messages:
                 if self._stop.is_set():
                     # Stopped mid-batch: leave the rest uncommitted, as a crash would;
@@ -185,41 +183,41 @@ class RatingStreamConsumer:
                 if message.error() is not None:
                     log.debug("ratings consumer: %s", message.error())
                     continue
-                applied_any = self._apply(message) or applied_any
+                self._apply(message)
             if messages and self.shared:
                 # After the events are in Redis: a crash before this re-delivers them,
                 # and re-delivered events are no-ops.
                 consumer.commit(asynchronous=False)
-            self._refresh_gauges(consumer, force=applied_any)
+            self._refresh_gauges(consumer)
 
-    def _apply(self, message: Message) -> bool:
+    def _apply(self, message: Message) -> None:
         try:
             event = deserialize_event(message.value() or b"")
         except InvalidEventError:
             # Ingestion quarantines it with the reason; scoring just skips it.
             metrics.ONLINE_EVENTS.labels(outcome="invalid").inc()
-            return False
+            return
         _kind, published_ms = message.timestamp()
         rating = OnlineRating.from_event(event, published_ms=published_ms if published_ms > 0 else 0)
         model = self.holder.current
-        if model is not None and model.recommender.contains_rating(
-            rating.user_id, rating.movie_id, rated_at_ms=rating.rated_at_ms
-        ):
+        if model is not None and rating_in_model(model.recommender, rating):
             metrics.ONLINE_EVENTS.labels(outcome="in_model").inc()
-            return False
+            return
         version = self.store.apply(rating)
         if not version:
             metrics.ONLINE_EVENTS.labels(outcome="duplicate_or_older").inc()
-            return False
+            return
         self.applied += 1
         metrics.ONLINE_EVENTS.labels(outcome="applied").inc()
         if self.on_applied is not None:
             self.on_applied(rating.user_id, rating.published_ms)
-        return True
 
-    def _refresh_gauges(self, consumer: Consumer, *, force: bool = False) -> None:
+    def _refresh_gauges(self, consumer: Consumer) -> None:
+        # Not per batch: lag asks the broker for every partition's watermarks, and the
+        # Redis state's size walks every user, so under a steady stream they would
+        # cost more than applying the events.
         now = time.monotonic()
-        if not force and now - self._gauges_at < GAUGE_REFRESH_SECONDS:
+        if now - self._gauges_at < GAUGE_REFRESH_SECONDS:
             return
         self._gauges_at = now
         metrics.ONLINE_CONSUMER_LAG.set(consumer_lag(consumer))

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from filmrec.config import Settings
-from filmrec.metadata.store import MovieStore
 from filmrec.serving.cache import RecommendationCache
 from filmrec.serving.health_checks import ReadinessProbe
 from filmrec.serving.model_holder import ChampionLoader, ModelHolder
@@ -27,7 +26,6 @@ class AppState:
     settings: Settings
     holder: ModelHolder
     loader: ChampionLoader
-    store: MovieStore
     movies: MovieLookup
     cache: RecommendationCache
     # Ratings the served model lacks; None when ONLINE_STATE_ENABLED is false.
