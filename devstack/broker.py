@@ -310,8 +310,8 @@ def _format_kraft_storage(layout: BrokerLayout) -> None:
         layout,
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        cluster_id,
+        # One argument: a base64url id may start with "-", which argparse reads as an option.
+        f"--cluster-id={cluster_id}",
         "-c",
         str(layout.config_file("broker")),
         "--ignore-formatted",
