@@ -90,7 +90,7 @@ def _airflow() -> dict[str, Any]:
     """Wall time of the whole `als_training` DAG on the bundled data (airflow dags test)."""
     from bench.airflow_dag import time_training_dag
 
-    return time_training_dag(grid="default")
+    return time_training_dag(search="default")
 
 
 def _optional(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def _print_summary(results: dict[str, Any]) -> None:
     champion, baseline = training["champion"], training["popularity_baseline"]
     print("\n=== filmrec benchmark ===")
     print(
-        "training wall time (bundled MovieLens, default grid): "
+        "training wall time (bundled MovieLens, default search): "
         f"{training['training_wall_seconds']} s  (load+sync {training['load_and_sync_seconds']} s)"
     )
     print(f"{'metric':<16}{'champion':>10}{'popularity':>12}")

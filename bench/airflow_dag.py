@@ -1,6 +1,6 @@
 """Benchmark: wall time of the whole als_training DAG on the bundled data.
 
-    python -m bench.airflow_dag [--grid default|quick] [--workdir DIR]
+    python -m bench.airflow_dag [--search default|quick] [--workdir DIR]
 
 A fresh local Airflow (SQLite), lakehouse and MLflow store are set up under a
 temporary directory; `bootstrap_movielens` loads the bundled MovieLens data (timed
@@ -32,10 +32,10 @@ def _require_success(outcome: DagRunOutcome, *expected: str) -> None:
         )
 
 
-def time_training_dag(*, grid: str = "default", workdir: Path | None = None) -> dict[str, Any]:
+def time_training_dag(*, search: str = "default", workdir: Path | None = None) -> dict[str, Any]:
     """Bootstrap the bundled data, then time one als_training DAG run end to end."""
     root = workdir or Path(tempfile.mkdtemp(prefix="filmrec-airflow-bench-"))
-    local = LocalAirflow(root, extra_env={"FILMREC_TRAINING_GRID": grid})
+    local = LocalAirflow(root, extra_env={"FILMREC_TRAINING_SEARCH": search})
     local.migrate()
     bootstrap = local.dags_test("bootstrap_movielens")
     _require_success(bootstrap, "load_movies", "load_ratings")
@@ -45,7 +45,7 @@ def time_training_dag(*, grid: str = "default", workdir: Path | None = None) -> 
     result = json.loads(result_files[-1].read_text()) if result_files else {}
     return {
         "dag": "als_training",
-        "grid": grid,
+        "search": search,
         "training_dag_seconds": round(training.seconds, 1),
         "bootstrap_dag_seconds": round(bootstrap.seconds, 1),
         "training_job_seconds": result.get("timings", {}).get("total"),
@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--grid", default="default", help="default (as `make train`) or quick")
+    parser.add_argument("--search", default="default", help="default (as `make train`) or quick")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory")
     args = parser.parse_args(argv)
-    report = time_training_dag(grid=args.grid, workdir=args.workdir)
+    report = time_training_dag(search=args.search, workdir=args.workdir)
     print(json.dumps(report, indent=2))
-    print(f"als_training DAG wall time: {report['training_dag_seconds']:.1f}s (grid {args.grid})")
+    print(f"als_training DAG wall time: {report['training_dag_seconds']:.1f}s (search {args.search})")
     return 0
 
 

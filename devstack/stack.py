@@ -4,7 +4,7 @@
     python -m devstack.stack up --streaming   # and the continuous ingestion job
     python -m devstack.stack status
     python -m devstack.stack bootstrap [--users 100]   # load + train on the cluster
-    python -m devstack.stack submit train_als --grid quick
+    python -m devstack.stack submit train_als --search quick
     python -m devstack.stack down      # stop only what `up` started
 
 | service                 | from                         | port(s)           |
@@ -801,7 +801,7 @@ class NativeStack:
         return None
 
     def bootstrap(
-        self, *, users: int | None = None, grid: str = "quick", log: Callable[[str], None] = print
+        self, *, users: int | None = None, search: str = "quick", log: Callable[[str], None] = print
     ) -> dict[str, Any]:
         """Load MovieLens (optionally its first `users` users) and train, both on the cluster."""
         data = slice_movielens(self.root / "data" / f"users-{users}", users) if users else BUNDLED_DATA
@@ -818,7 +818,7 @@ class NativeStack:
             ],
         )
         log(f"loaded: {json.dumps(loaded.get('loads'))}, movies synced: {loaded.get('movies_synced')}")
-        trained = self.submit("train_als", ["--grid", grid])
+        trained = self.submit("train_als", ["--search", search])
         log(f"trained: model v{trained.get('model_version')}, promotion: {trained.get('promotion')}")
         return trained
 
@@ -865,7 +865,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print the platform environment (eval it in a shell)")
     boot = sub.add_parser("bootstrap", help="load MovieLens and train ALS on the standalone cluster")
     boot.add_argument("--users", type=int, default=None, help="only the first N users (faster)")
-    boot.add_argument("--grid", default="quick", help="default, quick or a JSON list (default quick)")
+    boot.add_argument(
+        "--search", default="quick", help="the training search: default or quick (default quick)"
+    )
     submit = sub.add_parser("submit", help="spark-submit one spark/jobs/<job>.py to the master")
     submit.add_argument("job")
     submit.add_argument("job_args", nargs=argparse.REMAINDER)
@@ -880,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "env":
             print("".join(f"export {key}={value}\n" for key, value in stack.platform_env().items()), end="")
         elif args.action == "bootstrap":
-            stack.bootstrap(users=args.users, grid=args.grid)
+            stack.bootstrap(users=args.users, search=args.search)
         elif args.action == "submit":
             print(json.dumps(stack.submit(args.job, args.job_args), indent=2, default=str))
         else:

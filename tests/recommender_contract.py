@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from filmrec.model.recommender import FactorRecommender
+from filmrec.model.pyfunc import recommender_from_artifacts
+from filmrec.model.recommender import Recommender
 from filmrec.training.evaluation import evaluate
 
 GROUPS = {"A": list(range(101, 107)), "B": list(range(201, 207))}
@@ -42,13 +43,13 @@ class RecommenderContract:
         return tiny_matrix()
 
     @pytest.fixture(scope="class")
-    def model(self, data: tuple[pd.DataFrame, pd.DataFrame]) -> FactorRecommender:
+    def model(self, data: tuple[pd.DataFrame, pd.DataFrame]) -> Recommender:
         return self.fit(data[0])
 
-    def fit(self, train: pd.DataFrame) -> FactorRecommender:
+    def fit(self, train: pd.DataFrame) -> Recommender:
         raise NotImplementedError
 
-    def test_never_recommends_an_item_the_user_rated(self, model: FactorRecommender, data) -> None:  # type: ignore[no-untyped-def]
+    def test_never_recommends_an_item_the_user_rated(self, model: Recommender, data) -> None:  # type: ignore[no-untyped-def]
         train, _ = data
         for user, rated in train.groupby("user_id")["movie_id"]:
             recs = model.recommend(int(user), k=20)
@@ -56,31 +57,32 @@ class RecommenderContract:
             assert not set(recs.movie_ids.tolist()) & set(rated.tolist())
             assert list(recs.scores) == sorted(recs.scores, reverse=True)
 
-    def test_returns_at_most_the_unrated_items(self, model: FactorRecommender) -> None:
+    def test_returns_at_most_the_unrated_items(self, model: Recommender) -> None:
         recs = model.recommend(1, k=100)
         assert len(recs.movie_ids) == model.n_items - len(model.rated_movie_ids(1))
         assert len(set(recs.movie_ids.tolist())) == len(recs.movie_ids)
 
-    def test_unknown_user_gets_the_popular_items(self, model: FactorRecommender) -> None:
+    def test_unknown_user_gets_the_popular_items(self, model: Recommender) -> None:
         recs = model.recommend(999_999, k=3)
         assert recs.strategy == "popular"
         assert len(recs.movie_ids) == 3
 
-    def test_meets_the_ndcg_floor(self, model: FactorRecommender, data) -> None:  # type: ignore[no-untyped-def]
+    def test_meets_the_ndcg_floor(self, model: Recommender, data) -> None:  # type: ignore[no-untyped-def]
         train, test = data
         metrics = evaluate(model, train=train, test=test, k=3)
         assert metrics.users == 12
         assert metrics.ndcg_at_k >= self.min_ndcg
 
-    def test_save_and_load_round_trip(self, model: FactorRecommender, tmp_path: Path) -> None:
-        loaded = FactorRecommender.load(model.save(tmp_path))
+    def test_save_and_load_round_trip(self, model: Recommender, tmp_path: Path) -> None:
+        loaded = recommender_from_artifacts(dict(model.save(tmp_path)))
+        assert type(loaded) is type(model)
         for user in model.user_ids:
             np.testing.assert_array_equal(
                 loaded.recommend(int(user), k=5).movie_ids, model.recommend(int(user), k=5).movie_ids
             )
         np.testing.assert_array_equal(loaded.popular_items, model.popular_items)
 
-    def test_online_ratings_are_never_recommended_back(self, model: FactorRecommender) -> None:
+    def test_online_ratings_are_never_recommended_back(self, model: Recommender) -> None:
         # A known user rates two more of their group's items; a new user rates three.
         for user, online in ((1, {GROUPS["A"][1]: 5.0, GROUPS["A"][4]: 4.0}),
                              (999_998, {m: 5.0 for m in GROUPS["B"][:3]})):  # fmt: skip
@@ -90,7 +92,7 @@ class RecommenderContract:
             expected = "fold-in" if model.can_fold_in else ("model" if model.knows_user(user) else "popular")
             assert recs.strategy == expected
 
-    def test_a_new_user_gets_their_taste_or_else_popularity(self, model: FactorRecommender) -> None:
+    def test_a_new_user_gets_their_taste_or_else_popularity(self, model: Recommender) -> None:
         """A family that folds in finds a new user's group; one that cannot says so (popular)."""
         rated = GROUPS["B"][:3]
         recs = model.recommend(999_997, k=3, online=dict.fromkeys(rated, 5.0))
@@ -101,7 +103,27 @@ class RecommenderContract:
             assert recs.strategy == "popular"
             assert not set(recs.movie_ids.tolist()) & set(rated)
 
-    def test_similar_items_exclude_the_item_itself(self, model: FactorRecommender) -> None:
+    def test_similar_items_exclude_the_item_itself(self, model: Recommender) -> None:
         recs = model.similar(101, k=5)
         assert 101 not in recs.movie_ids
         assert len(recs.movie_ids) == 5
+
+    def test_candidates_are_applied_before_the_top_k_cut(self, model: Recommender) -> None:
+        """A filter keeps k answers when k pass it, and never lets another item through."""
+        allowed = np.isin(model.item_ids, GROUPS["B"])
+        recs = model.recommend(1, k=4, candidates=allowed)
+        unrated_b = set(GROUPS["B"]) - set(model.rated_movie_ids(1).tolist())
+        assert set(recs.movie_ids.tolist()) <= unrated_b
+        assert len(recs.movie_ids) == min(4, len(unrated_b))
+        new_user = model.recommend(999_996, k=3, candidates=allowed)
+        assert set(new_user.movie_ids.tolist()) <= set(GROUPS["B"]) and len(new_user.movie_ids) == 3
+
+    def test_explanations_name_a_movie_the_user_rated(self, model: Recommender) -> None:
+        recs = model.recommend(1, k=3)
+        reasons = model.explain(1, recs.movie_ids)
+        assert set(reasons) == set(recs.movie_ids.tolist())
+        assert {r.because_movie_id for r in reasons.values()} <= set(model.rated_movie_ids(1).tolist())
+        online = {GROUPS["A"][1]: 5.0}
+        folded = model.explain(999_995, recs.movie_ids, online=online)
+        assert {r.because_movie_id for r in folded.values()} <= set(online)
+        assert model.explain(999_994, recs.movie_ids) == {}  # nothing rated: nothing to explain

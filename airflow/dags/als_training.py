@@ -9,11 +9,13 @@ Daily, and on demand from the UI ("Trigger DAG", with parameters) or the CLI
    model. With fewer than `min_new_ratings` changed rows the run stops here and every
    later task is *skipped*, not failed.
 2. **train_als** runs `spark/jobs/train_als.py` through spark-submit on the
-   `spark_default` connection (local[*] or the standalone cluster). The job tunes
-   on a validation split, evaluates on test (nDCG@10, protocol in
-   filmrec.training.params), logs and registers a version in MLflow, and moves the
-   `champion` alias only when it beats the current champion. It writes a small JSON
-   result whose path travels by XCom.
+   `spark_default` connection (local[*] or the standalone cluster). The job searches
+   ALS and EASE hyper-parameters (Optuna; each trial a nested MLflow run) on the
+   mean nDCG@10 of validation folds carved from train, keeps the family that
+   validates best, evaluates it on test (protocol in filmrec.training.params), logs
+   and registers a version in MLflow, and moves the `champion` alias only when it
+   beats the current champion. It writes a small JSON result whose path travels by
+   XCom.
 3. **evaluate_and_promote** reads that result; when the new version is not the
    champion the run ends here, skipping the serving steps.
 4. **sync_movie_metadata** copies Delta movies to the serving database (PostgreSQL,
@@ -22,9 +24,10 @@ Daily, and on demand from the UI ("Trigger DAG", with parameters) or the CLI
 6. **notify_api** waits until the API at API_URL serves the new version (without
    API_URL the API picks the champion up on its next registry poll).
 
-Parameters: `grid` (`default`, `quick` or a list of ALS parameter objects; default
-$FILMREC_TRAINING_GRID or `default`), `force` (train even without new data),
-`min_new_ratings`.
+Parameters: `search` (`default` or `quick`; default $FILMREC_TRAINING_SEARCH or
+`default`), `trials` and `search_seconds` (the budget per model family; default
+$FILMREC_TRAINING_TRIALS / $FILMREC_TRAINING_SEARCH_SECONDS or the search's own),
+`force` (train even without new data), `min_new_ratings`.
 """
 
 from __future__ import annotations
@@ -51,11 +54,23 @@ CHECK = "check_new_data"
     tags=["filmrec", "training", "spark", "mlflow"],
     doc_md=__doc__,
     params={
-        "grid": Param(
+        "search": Param(
             None,
-            type=["null", "string", "array"],
-            description="'default', 'quick' or a JSON list of ALS parameter objects "
-            "(null: $FILMREC_TRAINING_GRID or 'default')",
+            type=["null", "string", "object"],
+            description="'default', 'quick' or a SearchSpace object "
+            "(null: $FILMREC_TRAINING_SEARCH or 'default')",
+        ),
+        "trials": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Optuna trials per model family (null: $FILMREC_TRAINING_TRIALS or the search's own)",
+        ),
+        "search_seconds": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            description="seconds of search per model family (null: no time limit)",
         ),
         "force": Param(False, type="boolean", description="train even when no new data arrived"),
         "min_new_ratings": Param(1, type="integer", minimum=0, description="changed rows needed to train"),
@@ -77,8 +92,12 @@ def als_training() -> None:
         application_args=[
             "--result-path",
             from_xcom(CHECK, "result_path"),
-            "--grid",
-            from_xcom(CHECK, "grid"),
+            "--search",
+            from_xcom(CHECK, "search"),
+            "--trials",
+            from_xcom(CHECK, "trials"),
+            "--search-seconds",
+            from_xcom(CHECK, "search_seconds"),
             "--data-version",
             from_xcom(CHECK, "data_version"),
         ],

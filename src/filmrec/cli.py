@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 from filmrec.config import Settings, get_settings
 from filmrec.data import synthetic
 from filmrec.data.movielens import MovieLensFiles
-from filmrec.training.params import GRIDS
+from filmrec.training.params import SEARCHES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from filmrec.training.params import SearchSpace
 
 log = logging.getLogger("filmrec")
 
@@ -67,10 +69,29 @@ def cmd_sync_movies(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _search(args: argparse.Namespace, settings: Settings) -> SearchSpace:
+    """The search the command asked for, with its budget (flags, then Settings)."""
+    from filmrec.orchestration.spark_jobs import parse_search
+
+    return parse_search(
+        args.search or settings.training_search,
+        trials=args.trials or settings.training_trials,
+        seconds=args.search_seconds or settings.training_search_seconds,
+    )
+
+
+def search_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--search", choices=sorted(SEARCHES), default=None, help="default: FILMREC_TRAINING_SEARCH"
+    )
+    parser.add_argument("--trials", type=int, default=None, help="Optuna trials per model family")
+    parser.add_argument("--search-seconds", type=float, default=None, help="search seconds per model family")
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from filmrec.pipeline import train
 
-    result = train(_spark(settings, "filmrec-train"), settings, grid=GRIDS[args.grid])
+    result = train(_spark(settings, "filmrec-train"), settings, search=_search(args, settings))
     print(json.dumps(result.as_dict(), indent=2, default=str))
     return 0
 
@@ -136,8 +157,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         )
     _step(3, total, f"Copying movie metadata to {settings.effective_database_url} ...")
     print(f"  movies new or changed: {sync_metadata(spark, settings)}")
-    _step(4, total, "Training ALS on Spark, evaluating, logging to MLflow ...")
-    result = train(spark, settings, grid=GRIDS[args.grid])
+    _step(4, total, "Searching ALS and EASE on Spark, evaluating, logging to MLflow ...")
+    result = train(spark, settings, search=_search(args, settings))
     spark.stop()
     m, b = result.metrics, result.baseline_metrics
     print(f"  model v{result.model_version} (run {result.run_id}), data version {result.data_version}")
@@ -209,14 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_sync_movies
     )
     train = sub.add_parser("train", help="train, evaluate, register and maybe promote")
-    train.add_argument("--grid", choices=sorted(GRIDS), default="default")
+    search_args(train)
     train.set_defaults(func=cmd_train)
     serve = sub.add_parser("serve", help="run the API")
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(func=cmd_serve)
     demo = sub.add_parser("demo", help="load, train and serve in one go")
     data_args(demo)
-    demo.add_argument("--grid", choices=sorted(GRIDS), default="default")
+    search_args(demo)
     demo.add_argument("--port", type=int, default=None)
     demo.add_argument(
         "--no-serve",

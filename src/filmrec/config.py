@@ -50,10 +50,18 @@ class Settings(BaseSettings):
     movielens_dir: Path | None = Field(default=None, alias="FILMREC_MOVIELENS_DIR")
     # Spark binds its driver here; the one-machine default avoids a host name lookup.
     spark_local_ip: str = Field(default="127.0.0.1", alias="SPARK_LOCAL_IP")
+    # The Python of Spark's workers (None: the driver's own interpreter).
+    pyspark_python: str | None = Field(default=None, alias="PYSPARK_PYTHON")
 
-    # Airflow tasks: the grid the training DAG uses unless a run says otherwise, and the
-    # API whose model swap `notify_api` waits for (unset: the API's own poll is enough).
-    training_grid: str = Field(default="default", alias="FILMREC_TRAINING_GRID")
+    # Training: the search (`default` or `quick`) and its budget per model family
+    # (trials, or seconds; unset: the search's own), unless a DAG run says otherwise.
+    training_search: str = Field(default="default", alias="FILMREC_TRAINING_SEARCH")
+    training_trials: int | None = Field(default=None, ge=1, alias="FILMREC_TRAINING_TRIALS")
+    training_search_seconds: float | None = Field(default=None, gt=0, alias="FILMREC_TRAINING_SEARCH_SECONDS")
+    # EASE's solve needs 16·n² bytes on the driver for n movies: above this many movies
+    # the job skips EASE with a logged reason (20 000 movies: 6 GiB).
+    ease_max_items: int = Field(default=20_000, ge=1, alias="FILMREC_EASE_MAX_ITEMS")
+    # The API whose model swap `notify_api` waits for (unset: the API's own poll is enough).
     api_url: str | None = Field(default=None, alias="API_URL")
 
     # MLflow.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from filmrec.config import Settings
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from filmrec.training.job import TrainingResult
-    from filmrec.training.params import ALSParams
+    from filmrec.training.params import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,8 @@ def sync_metadata(spark: SparkSession, settings: Settings) -> int:
     return changed
 
 
-def train(
-    spark: SparkSession, settings: Settings, *, grid: Sequence[ALSParams] | None = None
-) -> TrainingResult:
+def train(spark: SparkSession, settings: Settings, *, search: SearchSpace | None = None) -> TrainingResult:
     from filmrec.training.job import train_and_register
-    from filmrec.training.params import DEFAULT_GRID
+    from filmrec.training.params import DEFAULT_SEARCH
 
-    return train_and_register(spark, settings=settings, grid=grid or DEFAULT_GRID)
+    return train_and_register(spark, settings=settings, search=search or DEFAULT_SEARCH)

@@ -61,14 +61,14 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def trained_root(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    """A platform state with a small slice loaded, synced and trained (quick grid).
+    """A platform state with a small slice loaded, synced and trained (quick search).
 
     Shared by the training and API tests: training is the slow step.
     """
     from filmrec.data.movielens import MovieLensFiles
     from filmrec.pipeline import load_movielens, sync_metadata
     from filmrec.training.job import train_and_register
-    from filmrec.training.params import QUICK_GRID
+    from filmrec.training.params import QUICK_SEARCH
 
     root = tmp_path_factory.mktemp("trained")
     settings = make_settings(root)
@@ -76,7 +76,7 @@ def trained_root(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:  # ty
     files = MovieLensFiles(ratings=ratings, movies=BUNDLED / "movies.csv", links=BUNDLED / "links.csv")
     load_movielens(spark, settings, files)
     sync_metadata(spark, settings)
-    result = train_and_register(spark, settings=settings, grid=QUICK_GRID)
+    result = train_and_register(spark, settings=settings, search=QUICK_SEARCH)
     assert result.promotion["promoted"]
     return root
 
@@ -138,14 +138,14 @@ def fresh_pg_database(pg_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def trained_on_server(spark, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:  # type: ignore[no-untyped-def]
-    """Load a slice of MovieLens into Delta, train (quick grid) and register on the MLflow server.
+    """Load a slice of MovieLens into Delta, train (quick search) and register on the MLflow server.
 
     Unique experiment and model names keep reruns against the same server apart.
     """
     from filmrec.data.movielens import MovieLensFiles
     from filmrec.pipeline import load_movielens
     from filmrec.training.job import train_and_register
-    from filmrec.training.params import QUICK_GRID
+    from filmrec.training.params import QUICK_SEARCH
 
     root = tmp_path_factory.mktemp("services")
     suffix = uuid.uuid4().hex[:8]
@@ -158,7 +158,7 @@ def trained_on_server(spark, mlflow_uri: str, tmp_path_factory: pytest.TempPathF
     ratings = write_slice(root / "input", users=SLICE_USERS)
     files = MovieLensFiles(ratings=ratings, movies=BUNDLED / "movies.csv", links=BUNDLED / "links.csv")
     load_movielens(spark, settings, files)
-    result = train_and_register(spark, settings=settings, grid=QUICK_GRID)
+    result = train_and_register(spark, settings=settings, search=QUICK_SEARCH)
     assert result.promotion["promoted"], result.promotion
     return TrainedModel(root, overrides, settings.model_name, result.model_version, result.run_id)
 

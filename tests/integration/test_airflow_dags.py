@@ -28,9 +28,16 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "data" / "ml-latest-small"
 SLICE_USERS = 80
 # Explicit-feedback ALS of rank 1 after one iteration: it ranks by predicted star
-# rating, which puts obscure well-rated films first - far below the quick grid's
+# rating, which puts obscure well-rated films first - far below the quick search's
 # implicit model on nDCG@10 (and below popularity, as published for explicit ALS).
-BAD_GRID = [{"rank": 1, "max_iter": 1, "implicit_prefs": False, "reg_param": 0.1}]
+# One explicit-feedback ALS point of rank 1: far worse than the quick search's model.
+BAD_SEARCH = {
+    "families": ["als"],
+    "als": {"rank": [1, 1], "max_iter": [1, 1], "confidences": ["rating"]},
+    "als_start": [{"rank": 1, "max_iter": 1, "implicit_prefs": False, "reg_param": 0.1}],
+    "budget": {"trials": 1},
+    "folds": 1,
+}
 TRAINING_TASKS = (
     "check_new_data",
     "train_als",
@@ -61,7 +68,7 @@ def local_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAir
         (Path(sys.executable).parent / "spark-submit").exists(), "spark-submit (pip install -e '.[spark]')"
     )
     local = LocalAirflow(
-        tmp_path_factory.mktemp("airflow-dags"), extra_env={"FILMREC_TRAINING_GRID": "quick"}
+        tmp_path_factory.mktemp("airflow-dags"), extra_env={"FILMREC_TRAINING_SEARCH": "quick"}
     )
     local.migrate()
     yield local
@@ -148,7 +155,7 @@ def test_training_registers_and_promotes_on_a_fresh_registry(local_airflow: Loca
         delta_log.latest_version(local_airflow.root / "lakehouse" / "clean_ratings")
     )
     assert _champion(local_airflow) == "1"
-    print(f"\nals_training on {SLICE_USERS} users (quick grid): {outcome.seconds:.1f}s wall time")
+    print(f"\nals_training on {SLICE_USERS} users (quick search): {outcome.seconds:.1f}s wall time")
 
 
 def test_second_run_without_new_data_skips_training(local_airflow: LocalAirflow) -> None:
@@ -159,7 +166,7 @@ def test_second_run_without_new_data_skips_training(local_airflow: LocalAirflow)
 
 
 def test_a_worse_model_is_registered_but_does_not_move_the_champion(local_airflow: LocalAirflow) -> None:
-    outcome = local_airflow.dags_test("als_training", {"force": True, "grid": BAD_GRID})
+    outcome = local_airflow.dags_test("als_training", {"force": True, "search": BAD_SEARCH})
     _assert_states(
         outcome,
         {

@@ -6,7 +6,7 @@ as it is when `make stack-up` already ran, and stops at the end only what it sta
 Then, on that stack:
 
 1. a slice of MovieLens (the first 100 users) is loaded and ALS is trained with the
-   quick grid, both submitted to the *standalone* Spark master (not local mode) and
+   quick search, both submitted to the *standalone* Spark master (not local mode) and
    reading/writing the stack's shared lakehouse;
 2. the master records the training application as finished, with executors granted;
 3. the API picks up the model trained there as its champion and recommends from it;
@@ -82,7 +82,7 @@ def trained(stack: Any) -> Iterator[dict[str, Any]]:
 
     settings = stack._settings()
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-    # Promotion needs a strictly better metric, and the same slice and grid give the
+    # Promotion needs a strictly better metric, and the same slice and search give the
     # same metric every run: without this, a second run on a kept stack would train a
     # model the API never serves. The previous champion is restored afterwards.
     previous: str | None = None
@@ -92,7 +92,7 @@ def trained(stack: Any) -> Iterator[dict[str, Any]]:
     except MlflowException:
         previous = None  # no such model or alias yet (a fresh stack)
     try:
-        result = stack.bootstrap(users=SLICE_USERS, grid="quick", log=lambda line: print(line, flush=True))
+        result = stack.bootstrap(users=SLICE_USERS, search="quick", log=lambda line: print(line, flush=True))
         yield result
     finally:
         if previous is not None:

@@ -124,7 +124,7 @@ def test_training_dag_structure(dagbag: dict[str, Any]) -> None:
     assert tasks["train_als"]["type"] == "FilmrecSparkSubmitOperator"
     assert tasks["train_als"]["conn_id"] == "spark_default"
     assert dag["schedule"] == "0 0 * * *" and dag["max_active_runs"] == 1 and not dag["catchup"]
-    assert dag["params"] == ["force", "grid", "min_new_ratings"]
+    assert dag["params"] == ["force", "min_new_ratings", "search", "search_seconds", "trials"]
 
 
 def test_ingestion_dag_structure(dagbag: dict[str, Any]) -> None:

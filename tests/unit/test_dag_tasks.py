@@ -19,7 +19,7 @@ from filmrec.ingestion.kafka_ingest import checkpoint_dir
 from filmrec.lakehouse import delta_log
 from filmrec.lakehouse.tables import LakehouseTables
 from filmrec.orchestration.defaults import default_args
-from filmrec.orchestration.spark_jobs import parse_grid, write_result
+from filmrec.orchestration.spark_jobs import parse_search, write_result
 from filmrec.orchestration.tasks import (
     checkpoint_busy_reason,
     gate_decision,
@@ -28,7 +28,7 @@ from filmrec.orchestration.tasks import (
     skip_while_checkpoint_busy,
     warm_serving_cache,
 )
-from filmrec.training.params import DEFAULT_GRID, QUICK_GRID
+from filmrec.training.params import SEARCHES
 from tests.conftest import require
 
 
@@ -99,18 +99,25 @@ def test_gate_trains_when_the_log_cannot_tell(table: Path) -> None:
     assert check.should_train and check.new_rows is None
 
 
-def test_parse_grid_names_json_and_lists() -> None:
-    assert parse_grid("quick") == QUICK_GRID
-    assert parse_grid('"default"') == DEFAULT_GRID  # a Jinja `tojson` of the name
-    custom = parse_grid('[{"rank": 4, "max_iter": 2, "implicit_prefs": false}]')
-    assert len(custom) == 1 and custom[0].rank == 4 and not custom[0].implicit_prefs
-    assert parse_grid([{"rank": 8}])[0].rank == 8
+def test_parse_search_takes_a_name_and_a_budget() -> None:
+    assert parse_search("quick") == SEARCHES["quick"]
+    assert parse_search(" default ", trials=0, seconds=0) == SEARCHES["default"]  # 0: the search's own
+    longer = parse_search("default", trials=25, seconds=120.0)
+    assert longer.trials_for("ease") == longer.trials_for("als") == 25
+    assert longer.budget.seconds == 120.0
 
 
-@pytest.mark.parametrize("bad", ["huge", "[]", '[{"rank": 0}]', '[{"colour": "red"}]'])
-def test_parse_grid_rejects_bad_grids(bad: str) -> None:
-    with pytest.raises(ValueError):
-        parse_grid(bad)
+def test_parse_search_takes_a_json_search_space() -> None:
+    custom = parse_search('{"families": ["ease"], "budget": {"trials": 3}}')
+    assert custom.families == ("ease",) and custom.trials_for("ease") == 3
+    assert parse_search({"folds": 1}, trials=4).trials_for("als") == 4
+    assert parse_search('"quick"') == SEARCHES["quick"]  # a Jinja `tojson` of the name
+
+
+@pytest.mark.parametrize("bad", ["huge", "", "[]", '{"families": ["svd"]}', '{"colour": "red"}'])
+def test_parse_search_rejects_unknown_names_and_bad_spaces(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"search must be one of|not a valid search"):
+        parse_search(bad)
 
 
 def test_write_result_is_atomic_json(tmp_path: Path) -> None:

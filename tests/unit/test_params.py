@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from filmrec.training.params import DEFAULT_GRID, QUICK_GRID, ALSParams, EvaluationProtocol
+from filmrec.training.params import SEARCHES, ALSParams, EASEParams, EvaluationProtocol, SearchSpace
 
 
 def test_defaults_follow_the_published_protocol() -> None:
@@ -23,7 +23,28 @@ def test_explicit_als_cannot_take_an_implicit_confidence() -> None:
         ALSParams(implicit_prefs=False, confidence="binary")
 
 
-def test_grids_are_implicit_and_labelled_uniquely() -> None:
-    assert all(params.implicit_prefs for params in DEFAULT_GRID + QUICK_GRID)
-    labels = [params.label() for params in DEFAULT_GRID]
-    assert len(set(labels)) == len(labels)
+@pytest.mark.parametrize("name", sorted(SEARCHES))
+def test_searches_start_inside_their_own_space(name: str) -> None:
+    search = SEARCHES[name]
+    for point in search.als_start:
+        assert point.implicit_prefs
+        assert search.als.rank[0] <= point.rank <= search.als.rank[1]
+        assert point.confidence in search.als.confidences
+    for ease in search.ease_start:
+        assert search.ease.reg_param[0] <= ease.reg_param <= search.ease.reg_param[1]
+        assert ease.input_scale in search.ease.input_scales
+        assert ease.min_item_ratings in search.ease.min_item_ratings
+
+
+def test_a_budget_override_replaces_trials_for_every_family() -> None:
+    search = SEARCHES["default"].with_budget(trials=30, seconds=600)
+    assert search.trials_for("als") == search.trials_for("ease") == 30
+    assert search.budget.seconds == 600
+    assert SEARCHES["default"].trials_for("als") < SEARCHES["default"].trials_for("ease")
+    assert SearchSpace().with_budget().budget == SearchSpace().budget
+
+
+@pytest.mark.parametrize("bad", [{"reg_param": 0.0}, {"min_item_ratings": 0}, {"input_scale": "log"}])
+def test_out_of_range_ease_parameters_are_rejected(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        EASEParams(**bad)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from filmrec.config import Settings, get_settings
@@ -18,6 +19,10 @@ def build_spark(*, app_name: str, settings: Settings | None = None) -> SparkSess
     # Spark otherwise picks the first non-loopback interface, which may not be routable;
     # the JVM reads the variable, so it is handed on from Settings (SPARK_LOCAL_IP).
     os.environ["SPARK_LOCAL_IP"] = settings.spark_local_ip
+    # Python workers run EASE's Gram code (filmrec.training.ease), so they must be an
+    # interpreter with filmrec installed: this one unless PYSPARK_PYTHON says otherwise
+    # (pyspark reads the variable itself, for the workers of every master).
+    os.environ["PYSPARK_PYTHON"] = settings.pyspark_python or sys.executable
     from pyspark.sql import SparkSession
 
     jars = cached_jars(settings.jars_dir)

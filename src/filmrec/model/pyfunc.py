@@ -1,7 +1,7 @@
-"""The MLflow pyfunc that wraps `FactorRecommender`.
+"""The MLflow pyfunc that wraps a `Recommender` of any family.
 
-Its artifacts are plain numpy files (factors, id maps, rated movies, popularity), so
-anything that can load a pyfunc can score it, and the API needs no JVM.
+Its artifacts are plain numpy files (factors or item weights, id maps, rated movies,
+popularity), so anything that can load a pyfunc can score it, and the API needs no JVM.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from mlflow import MlflowClient
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from pydantic import BaseModel, Field
 
-from filmrec.model.recommender import FactorRecommender
+from filmrec.model.item_weights import ITEM_WEIGHTS_ARTIFACTS, ItemWeightsRecommender
+from filmrec.model.recommender import FactorRecommender, Recommender
 
 MODEL_ARTIFACT_PATH = "model"
 
@@ -35,14 +36,21 @@ class RecommendationList(BaseModel):
     strategy: str
 
 
-class FactorRecommenderModel(PythonModel):
+def recommender_from_artifacts(paths: dict[str, str | Path]) -> Recommender:
+    """The family the artifacts were written by (item weights: EASE; else factors)."""
+    if ITEM_WEIGHTS_ARTIFACTS.keys() <= paths.keys():
+        return ItemWeightsRecommender.load(paths)
+    return FactorRecommender.load(paths)
+
+
+class RecommenderModel(PythonModel):
     """pyfunc face of the recommender: `load_context` reads the numpy artifacts."""
 
     def __init__(self) -> None:
-        self.recommender: FactorRecommender | None = None
+        self.recommender: Recommender | None = None
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.recommender = FactorRecommender.load(context.artifacts)
+        self.recommender = recommender_from_artifacts(context.artifacts)
 
     def predict(
         self,
@@ -75,7 +83,11 @@ MODEL_CODE = (
     "model/pyfunc.py",
     "model/recommender.py",
     "model/fold_in.py",
+    "model/item_weights.py",
 )
+
+# Models logged before the second family pickled the wrapper under this name.
+FactorRecommenderModel = RecommenderModel
 
 
 def _model_code(directory: Path) -> Path:
@@ -90,13 +102,13 @@ def _model_code(directory: Path) -> Path:
     return target
 
 
-def log_recommender(recommender: FactorRecommender, *, input_user_id: int) -> str:
+def log_recommender(recommender: Recommender, *, input_user_id: int) -> str:
     """Log `recommender` as a pyfunc in the active run; return the model URI."""
     with tempfile.TemporaryDirectory(prefix="filmrec-model-") as tmp:
         paths = recommender.save(Path(tmp) / "artifacts")
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT_PATH,
-            python_model=FactorRecommenderModel(),
+            python_model=RecommenderModel(),
             artifacts={name: str(path) for name, path in paths.items()},
             code_paths=[str(_model_code(Path(tmp) / "code"))],
             input_example=[{"user_id": input_user_id, "k": 10}],
@@ -105,7 +117,7 @@ def log_recommender(recommender: FactorRecommender, *, input_user_id: int) -> st
     return info.model_uri
 
 
-def load_registered_recommender(client: MlflowClient, *, name: str, version: str) -> FactorRecommender:
+def load_registered_recommender(client: MlflowClient, *, name: str, version: str) -> Recommender:
     """Load one registered version through `client` (no global tracking URI involved).
 
     Loading by version, not by alias, guarantees that what is served is the version
@@ -119,10 +131,10 @@ def load_registered_recommender(client: MlflowClient, *, name: str, version: str
         return load_recommender(local)
 
 
-def load_recommender(model_uri: str) -> FactorRecommender:
+def load_recommender(model_uri: str) -> Recommender:
     """Load a logged or registered model and return the numpy recommender inside it."""
     pyfunc_model = mlflow.pyfunc.load_model(model_uri)
     wrapper = pyfunc_model.unwrap_python_model()
-    if not isinstance(wrapper, FactorRecommenderModel) or wrapper.recommender is None:
+    if not isinstance(wrapper, RecommenderModel) or wrapper.recommender is None:
         raise TypeError(f"{model_uri} is not a filmrec factor model")
     return wrapper.recommender

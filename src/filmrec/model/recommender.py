@@ -1,17 +1,20 @@
-"""A factor-model recommender scored with numpy alone (no JVM).
+"""The served recommenders, scored with numpy alone (no JVM).
 
-It holds what ALS learned (user and item factors), the id maps, each user's rated
-movies (with the rating and when it was given) and the popularity ranking, and
-answers top-k queries from them. Ratings the model has not seen yet are folded in:
-the user's vector is solved again from the item factors (see fold_in.py).
+`Recommender` holds what every model family shares: the id maps, each user's rated
+movies (with the rating and when it was given), the popularity ranking, the merge
+of ratings the model has not seen yet, and the top-k cut. A family supplies the
+scores: `FactorRecommender` from ALS user and item factors (new ratings are folded
+in: the user's vector is solved again, see fold_in.py), `ItemWeightsRecommender`
+(item_weights.py) from an item-item weight matrix (EASE).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -22,14 +25,18 @@ from filmrec.model.fold_in import FoldInSolver
 # including ones the model has not seen; popular: a user with no usable ratings.
 Strategy = Literal["model", "fold-in", "popular"]
 
-ARTIFACT_FILES = {
-    "user_factors": "user_factors.npy",
-    "item_factors": "item_factors.npy",
+# What every family writes; each adds its own scoring artifacts (FAMILY_ARTIFACTS).
+SHARED_ARTIFACTS = {
     "id_maps": "id_maps.npz",
     "rated_items": "rated_items.npz",
     "popularity": "popularity.npz",
+}
+FACTOR_ARTIFACTS = {
+    "user_factors": "user_factors.npy",
+    "item_factors": "item_factors.npy",
     "fold_in": "fold_in.npz",
 }
+ARTIFACT_FILES = SHARED_ARTIFACTS | FACTOR_ARTIFACTS
 # Models logged before fold-in existed lack these; they load and serve without it.
 OPTIONAL_ARTIFACTS = frozenset({"fold_in"})
 
@@ -41,38 +48,41 @@ class Recommendations:
     strategy: Strategy
 
 
-@dataclass
-class FactorRecommender:
-    """Top-k recommendations from user and item factors.
+@dataclass(frozen=True)
+class Explanation:
+    """Why a movie was recommended: the user's rated movie that contributed most."""
+
+    because_movie_id: int
+    weight: float
+
+
+@dataclass(kw_only=True)
+class Recommender(ABC):
+    """Top-k recommendations over a catalogue, whatever the model family.
 
     `rated_indptr`/`rated_indices` are a CSR matrix: the item indices user i rated are
     rated_indices[rated_indptr[i]:rated_indptr[i + 1]] (sorted within each user), with
     the star rating and the rating time (epoch milliseconds) in `rated_values` and
     `rated_at_ms` beside them. `popular_items` are item indices, most popular first,
-    with `popular_scores` (rating counts) beside them. `fold_in` is None for a model
-    that cannot fold in (the popularity baseline, models logged before it existed).
+    with `popular_scores` (rating counts) beside them.
     """
+
+    family: ClassVar[str]
+    # The artifacts this family writes beside SHARED_ARTIFACTS, by artifact name.
+    family_artifacts: ClassVar[dict[str, str]]
 
     user_ids: npt.NDArray[np.int64]
     item_ids: npt.NDArray[np.int64]
-    user_factors: npt.NDArray[np.float32]
-    item_factors: npt.NDArray[np.float32]
     rated_indptr: npt.NDArray[np.int64]
     rated_indices: npt.NDArray[np.int32]
     popular_items: npt.NDArray[np.int32]
     popular_scores: npt.NDArray[np.float32]
     rated_values: npt.NDArray[np.float32] | None = None
     rated_at_ms: npt.NDArray[np.int64] | None = None
-    fold_in: FoldInSolver | None = None
     _user_index: dict[int, int] = field(init=False, repr=False)
     _item_index: dict[int, int] = field(init=False, repr=False)
-    _item_norms: npt.NDArray[np.float32] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.user_factors.shape[0] != self.user_ids.shape[0]:
-            raise ValueError("user_factors and user_ids disagree on the number of users")
-        if self.item_factors.shape[0] != self.item_ids.shape[0]:
-            raise ValueError("item_factors and item_ids disagree on the number of items")
         n_rated = self.rated_indices.shape[0]
         if self.rated_values is None:
             self.rated_values = np.ones(n_rated, dtype=np.float32)
@@ -82,8 +92,46 @@ class FactorRecommender:
             raise ValueError("rated_values and rated_at_ms must have one entry per rated item")
         self._user_index = {int(u): i for i, u in enumerate(self.user_ids)}
         self._item_index = {int(m): j for j, m in enumerate(self.item_ids)}
-        norms = np.linalg.norm(self.item_factors, axis=1)
-        self._item_norms = np.where(norms > 0, norms, 1.0).astype(np.float32)
+
+    # What a family supplies -------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def can_fold_in(self) -> bool:
+        """Whether ratings the model has not seen move this user's scores."""
+
+    @abstractmethod
+    def _trained_scores(self, user_index: int) -> npt.NDArray[np.float32]:
+        """Scores of every item for a known user, from what the model was trained on."""
+
+    @abstractmethod
+    def _history_scores(
+        self, items: npt.NDArray[np.int32], values: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """Scores of every item for a user who rated `items` with `values` (fold-in)."""
+
+    @abstractmethod
+    def _batch_scores(self, user_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """(users, items) scores for many known users at once."""
+
+    @abstractmethod
+    def _similarity(self, item_index: int) -> npt.NDArray[np.float32]:
+        """How close every item is to one item, as this family sees it."""
+
+    @abstractmethod
+    def _contributions(
+        self,
+        items: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        targets: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.float32]:
+        """(targets, items): how much each rated item adds to each target's score."""
+
+    @abstractmethod
+    def _family_arrays(self) -> dict[str, dict[str, Any] | npt.NDArray[Any]]:
+        """This family's artifacts by name: an array (.npy) or a dict of arrays (.npz)."""
+
+    # Shared behaviour --------------------------------------------------------------
 
     @property
     def n_users(self) -> int:
@@ -99,6 +147,9 @@ class FactorRecommender:
     def knows_item(self, movie_id: int) -> bool:
         return movie_id in self._item_index
 
+    def item_index(self, movie_id: int) -> int | None:
+        return self._item_index.get(movie_id)
+
     def rated_movie_ids(self, user_id: int) -> npt.NDArray[np.int64]:
         index = self._user_index.get(user_id)
         if index is None:
@@ -110,13 +161,6 @@ class FactorRecommender:
 
     def _rated_of(self, user_index: int) -> npt.NDArray[np.int32]:
         return self.rated_indices[self._rated_slice(user_index)]
-
-    @property
-    def can_fold_in(self) -> bool:
-        return self.fold_in is not None
-
-    def item_index(self, movie_id: int) -> int | None:
-        return self._item_index.get(movie_id)
 
     def contains_rating(self, user_id: int, movie_id: int, *, rated_at_ms: int) -> bool:
         """True when the model was trained on this rating or a later one of the same movie.
@@ -137,47 +181,70 @@ class FactorRecommender:
         return bool(self.rated_at_ms[span][position] >= rated_at_ms)
 
     def recommend(
-        self, user_id: int, *, k: int, online: Mapping[int, float] | None = None
+        self,
+        user_id: int,
+        *,
+        k: int,
+        online: Mapping[int, float] | None = None,
+        candidates: npt.NDArray[np.bool_] | None = None,
     ) -> Recommendations:
         """The top-k movies a user has not rated.
 
         `online` maps movie ids to ratings the model has not seen (newer than any it
-        has for them). With them the user's vector is folded in again; without any
-        usable rating the user gets the most popular movies they have not rated.
+        has for them). With them the user's scores are computed again (fold-in);
+        without any usable rating the user gets the most popular movies they have not
+        rated. `candidates` (one flag per item index) restricts what may come back,
+        before the top-k cut, so k items still come back when enough pass.
         """
         index = self._user_index.get(user_id)
         online_items = self._known_items(online)
         if not online_items:
             if index is None:
                 # Online ratings only of movies outside the catalogue: nothing to exclude.
-                return self._popular(k=k, exclude=np.empty(0, dtype=np.int32))
-            scores = self.item_factors @ self.user_factors[index]
-            top = top_k_excluding(scores, exclude=self._rated_of(index), k=k)
-            return Recommendations(self.item_ids[top], scores[top].astype(np.float32), "model")
+                return self._popular(k=k, exclude=np.empty(0, dtype=np.int32), candidates=candidates)
+            return self._top(self._trained_scores(index), self._rated_of(index), k, candidates, "model")
         items, values = self._ratings_with(index, online_items)
-        if self.fold_in is None:
-            # An old model: exclude what the user rated, but the vector cannot move.
+        if not self.can_fold_in:
+            # An old model: exclude what the user rated, but the scores cannot move.
             if index is None:
-                return self._popular(k=k, exclude=items)
-            scores = self.item_factors @ self.user_factors[index]
-            top = top_k_excluding(scores, exclude=items, k=k)
-            return Recommendations(self.item_ids[top], scores[top].astype(np.float32), "model")
-        vector = self.fold_in.user_vector(self.item_factors[items], values)
-        scores = self.item_factors @ vector
-        top = top_k_excluding(scores, exclude=items, k=k)
-        return Recommendations(self.item_ids[top], scores[top].astype(np.float32), "fold-in")
+                return self._popular(k=k, exclude=items, candidates=candidates)
+            return self._top(self._trained_scores(index), items, k, candidates, "model")
+        return self._top(self._history_scores(items, values), items, k, candidates, "fold-in")
 
-    def fold_in_vector(
-        self, user_id: int, online: Mapping[int, float] | None = None
-    ) -> npt.NDArray[np.float32]:
-        """The user's vector solved from their training ratings and `online` ones."""
-        if self.fold_in is None:
-            raise ValueError("this model carries no fold-in parameters")
+    def _top(
+        self,
+        scores: npt.NDArray[np.floating],
+        exclude: npt.NDArray[np.int32],
+        k: int,
+        candidates: npt.NDArray[np.bool_] | None,
+        strategy: Strategy,
+    ) -> Recommendations:
+        top = top_k_excluding(scores, exclude=exclude, k=k, candidates=candidates)
+        return Recommendations(self.item_ids[top], scores[top].astype(np.float32), strategy)
+
+    def explain(
+        self, user_id: int, movie_ids: npt.NDArray[np.int64], online: Mapping[int, float] | None = None
+    ) -> dict[int, Explanation]:
+        """For each movie, the user's rated movie that adds most to its score.
+
+        Movies the model does not know, or a user with no usable ratings, get none.
+        """
         items, values = self._ratings_with(self._user_index.get(user_id), self._known_items(online))
-        return self.fold_in.user_vector(self.item_factors[items], values)
+        targets = np.fromiter(
+            (self._item_index.get(int(m), -1) for m in movie_ids), dtype=np.int64, count=len(movie_ids)
+        )
+        known = targets >= 0
+        if items.size == 0 or not known.any():
+            return {}
+        weights = self._contributions(items, values, targets[known])
+        best = np.argmax(weights, axis=1)
+        return {
+            int(movie_id): Explanation(int(self.item_ids[items[column]]), float(row[column]))
+            for movie_id, row, column in zip(np.asarray(movie_ids)[known], weights, best, strict=True)
+        }
 
     def _known_items(self, online: Mapping[int, float] | None) -> dict[int, float]:
-        """Online ratings by item index; movies the model has no factors for are dropped."""
+        """Online ratings by item index; movies the model does not know are dropped."""
         if not online:
             return {}
         known = {}
@@ -203,83 +270,176 @@ class FactorRecommender:
         values = np.fromiter(merged.values(), dtype=np.float32, count=len(merged))
         return items, values
 
-    def _popular(self, *, k: int, exclude: npt.NDArray[np.int32]) -> Recommendations:
+    def _popular(
+        self, *, k: int, exclude: npt.NDArray[np.int32], candidates: npt.NDArray[np.bool_] | None = None
+    ) -> Recommendations:
+        keep = np.ones(self.popular_items.shape[0], dtype=bool)
         if exclude.size:
-            keep = ~np.isin(self.popular_items, exclude)
-            items, scores = self.popular_items[keep][:k], self.popular_scores[keep][:k]
-        else:
-            items, scores = self.popular_items[:k], self.popular_scores[:k]
+            keep &= ~np.isin(self.popular_items, exclude)
+        if candidates is not None:
+            keep &= candidates[self.popular_items]
+        items, scores = self.popular_items[keep][:k], self.popular_scores[keep][:k]
         return Recommendations(self.item_ids[items], scores, "popular")
 
     def recommend_indices(
         self, user_indices: npt.NDArray[np.int64], *, k: int, exclude: list[npt.NDArray[np.int32]]
     ) -> npt.NDArray[np.int64]:
         """Top-k item indices for many users at once (evaluation and cache warm-up)."""
-        scores = self.user_factors[user_indices] @ self.item_factors.T
+        scores = self._batch_scores(user_indices)
         for row, seen in enumerate(exclude):
             scores[row, seen] = -np.inf
         return top_k_rows(scores, k=k)
 
     def similar(self, movie_id: int, *, k: int) -> Recommendations:
-        """Movies whose item factors are closest by cosine similarity."""
+        """The movies closest to one movie, as this family sees it."""
         index = self._item_index[movie_id]
-        vector = self.item_factors[index]
-        cosine = (self.item_factors @ vector) / (self._item_norms * self._item_norms[index])
-        top = top_k_excluding(cosine, exclude=np.array([index], dtype=np.int32), k=k)
-        return Recommendations(self.item_ids[top], cosine[top].astype(np.float32), "model")
+        scores = self._similarity(index)
+        top = top_k_excluding(scores, exclude=np.array([index], dtype=np.int32), k=k)
+        return Recommendations(self.item_ids[top], scores[top].astype(np.float32), "model")
 
     def save(self, directory: Path) -> dict[str, Path]:
         """Write the artifacts as .npy/.npz files; return them by artifact name."""
         directory.mkdir(parents=True, exist_ok=True)
-        paths = {name: directory / filename for name, filename in ARTIFACT_FILES.items()}
-        np.save(paths["user_factors"], self.user_factors)
-        np.save(paths["item_factors"], self.item_factors)
-        np.savez(paths["id_maps"], user_ids=self.user_ids, item_ids=self.item_ids)
         assert self.rated_values is not None and self.rated_at_ms is not None  # set in __post_init__
-        np.savez(
-            paths["rated_items"],
-            indptr=self.rated_indptr,
-            indices=self.rated_indices,
-            values=self.rated_values,
-            rated_at_ms=self.rated_at_ms,
-        )
-        np.savez(paths["popularity"], items=self.popular_items, scores=self.popular_scores)
-        if self.fold_in is not None:
-            np.savez(paths["fold_in"], **self.fold_in.as_arrays())
-        else:
-            del paths["fold_in"]
+        arrays: dict[str, dict[str, Any] | npt.NDArray[Any]] = {
+            "id_maps": {"user_ids": self.user_ids, "item_ids": self.item_ids},
+            "rated_items": {
+                "indptr": self.rated_indptr,
+                "indices": self.rated_indices,
+                "values": self.rated_values,
+                "rated_at_ms": self.rated_at_ms,
+            },
+            "popularity": {"items": self.popular_items, "scores": self.popular_scores},
+        }
+        arrays.update(self._family_arrays())
+        files = SHARED_ARTIFACTS | self.family_artifacts
+        paths = {}
+        for name, value in arrays.items():
+            paths[name] = directory / files[name]
+            if isinstance(value, dict):
+                np.savez(paths[name], **value)
+            else:
+                np.save(paths[name], value)
         return paths
 
-    @classmethod
-    def load(cls, paths: dict[str, str | Path]) -> FactorRecommender:
-        """Read the artifacts written by `save` (by artifact name, as MLflow hands them)."""
+    @staticmethod
+    def _shared_fields(paths: Mapping[str, str | Path]) -> dict[str, Any]:
+        """The constructor arguments every family reads from SHARED_ARTIFACTS."""
         id_maps = np.load(paths["id_maps"])
         rated = np.load(paths["rated_items"])
         popularity = np.load(paths["popularity"])
+        return {
+            "user_ids": id_maps["user_ids"],
+            "item_ids": id_maps["item_ids"],
+            "rated_indptr": rated["indptr"],
+            "rated_indices": rated["indices"],
+            "popular_items": popularity["items"],
+            "popular_scores": popularity["scores"],
+            "rated_values": rated.get("values"),
+            "rated_at_ms": rated.get("rated_at_ms"),
+        }
+
+
+@dataclass(kw_only=True)
+class FactorRecommender(Recommender):
+    """Scores from user and item factors (ALS, and popularity as a rank-1 model).
+
+    `fold_in` is None for a model that cannot fold in (the popularity baseline,
+    models logged before it existed).
+    """
+
+    family: ClassVar[str] = "factors"
+    family_artifacts: ClassVar[dict[str, str]] = FACTOR_ARTIFACTS
+
+    user_factors: npt.NDArray[np.float32]
+    item_factors: npt.NDArray[np.float32]
+    fold_in: FoldInSolver | None = None
+    _item_norms: npt.NDArray[np.float32] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.user_factors.shape[0] != self.user_ids.shape[0]:
+            raise ValueError("user_factors and user_ids disagree on the number of users")
+        if self.item_factors.shape[0] != self.item_ids.shape[0]:
+            raise ValueError("item_factors and item_ids disagree on the number of items")
+        super().__post_init__()
+        norms = np.linalg.norm(self.item_factors, axis=1)
+        self._item_norms = np.where(norms > 0, norms, 1.0).astype(np.float32)
+
+    @property
+    def can_fold_in(self) -> bool:
+        return self.fold_in is not None
+
+    def _trained_scores(self, user_index: int) -> npt.NDArray[np.float32]:
+        return self.item_factors @ self.user_factors[user_index]
+
+    def _history_scores(
+        self, items: npt.NDArray[np.int32], values: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        assert self.fold_in is not None  # recommend() checks can_fold_in first
+        return self.item_factors @ self.fold_in.user_vector(self.item_factors[items], values)
+
+    def _batch_scores(self, user_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        return self.user_factors[user_indices] @ self.item_factors.T
+
+    def _similarity(self, item_index: int) -> npt.NDArray[np.float32]:
+        """Cosine similarity of item factors."""
+        vector = self.item_factors[item_index]
+        return (self.item_factors @ vector) / (self._item_norms * self._item_norms[item_index])
+
+    def _contributions(
+        self,
+        items: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        targets: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.float32]:
+        # A factor score does not split into per-item terms; the cosine of each rated
+        # movie's factors with the target's is the "because you rated X" signal.
+        rated = self.item_factors[items] / self._item_norms[items, np.newaxis]
+        target = self.item_factors[targets] / self._item_norms[targets, np.newaxis]
+        return target @ rated.T
+
+    def fold_in_vector(
+        self, user_id: int, online: Mapping[int, float] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The user's vector solved from their training ratings and `online` ones."""
+        if self.fold_in is None:
+            raise ValueError("this model carries no fold-in parameters")
+        items, values = self._ratings_with(self._user_index.get(user_id), self._known_items(online))
+        return self.fold_in.user_vector(self.item_factors[items], values)
+
+    def _family_arrays(self) -> dict[str, dict[str, Any] | npt.NDArray[Any]]:
+        arrays: dict[str, dict[str, Any] | npt.NDArray[Any]] = {
+            "user_factors": self.user_factors,
+            "item_factors": self.item_factors,
+        }
+        if self.fold_in is not None:
+            arrays["fold_in"] = self.fold_in.as_arrays()
+        return arrays
+
+    @classmethod
+    def load(cls, paths: Mapping[str, str | Path]) -> FactorRecommender:
+        """Read the artifacts written by `save` (by artifact name, as MLflow hands them)."""
         fold_in = FoldInSolver.from_arrays(dict(np.load(paths["fold_in"]))) if "fold_in" in paths else None
         return cls(
-            user_ids=id_maps["user_ids"],
-            item_ids=id_maps["item_ids"],
+            **cls._shared_fields(paths),
             user_factors=np.load(paths["user_factors"]),
             item_factors=np.load(paths["item_factors"]),
-            rated_indptr=rated["indptr"],
-            rated_indices=rated["indices"],
-            popular_items=popularity["items"],
-            popular_scores=popularity["scores"],
-            rated_values=rated.get("values"),
-            rated_at_ms=rated.get("rated_at_ms"),
             fold_in=fold_in,
         )
 
 
 def top_k_excluding(
-    scores: npt.NDArray[np.floating], *, exclude: npt.NDArray[np.int32], k: int
+    scores: npt.NDArray[np.floating],
+    *,
+    exclude: npt.NDArray[np.int32],
+    k: int,
+    candidates: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.int64]:
-    """Indices of the k highest scores, best first, never one of `exclude`."""
-    scores = scores.astype(np.float32, copy=True)
-    scores[exclude] = -np.inf
-    available = scores.shape[0] - len(np.unique(exclude))
-    return top_k_rows(scores[np.newaxis, :], k=min(k, available))[0]
+    """Indices of the k highest scores, best first, never one of `exclude`, only `candidates`."""
+    allowed = np.ones(scores.shape[0], dtype=bool) if candidates is None else candidates.copy()
+    allowed[exclude] = False
+    scores = np.where(allowed, scores.astype(np.float32), np.float32(-np.inf))
+    return top_k_rows(scores[np.newaxis, :], k=min(k, int(allowed.sum())))[0]
 
 
 def top_k_rows(scores: npt.NDArray[np.floating], *, k: int) -> npt.NDArray[np.int64]:

@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ from filmrec.config import Settings, get_settings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from filmrec.training.params import ALSParams
+    from filmrec.training.params import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +52,37 @@ def submitted_spark(app_name: str, settings: Settings | None = None) -> SparkSes
     return build_spark(app_name=app_name, settings=settings)
 
 
-def parse_grid(spec: str | Sequence[dict[str, Any]]) -> tuple[ALSParams, ...]:
-    """A grid by name (`default`, `quick`) or as a JSON list of ALSParams fields.
+def parse_search(
+    spec: str | dict[str, Any], *, trials: int | None = None, seconds: float | None = None
+) -> SearchSpace:
+    """A search by name (`default`, `quick`) or as a JSON SearchSpace, with an optional
+    budget (0 or None: the search's own).
 
-    The list form lets an operator re-train on demand with chosen hyper-parameters
-    (`airflow dags trigger als_training -c '{"grid": [{"rank": 32}]}'`).
+    `airflow dags trigger als_training -c '{"trials": 30}'` re-trains with a longer
+    search; `-c '{"search": {"families": ["ease"]}}'` searches EASE alone.
     """
-    from filmrec.training.params import GRIDS, ALSParams
+    from pydantic import ValidationError
+
+    from filmrec.training.params import SEARCHES, SearchSpace
 
     if isinstance(spec, str):
         text = spec.strip()
-        if text in GRIDS:
-            return GRIDS[text]
+        if text in SEARCHES:
+            return SEARCHES[text].with_budget(trials=trials or None, seconds=seconds or None)
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"grid must be one of {sorted(GRIDS)} or a JSON list, not {text!r}") from error
+            raise ValueError(
+                f"search must be one of {sorted(SEARCHES)} or a JSON object, not {text!r}"
+            ) from error
         if isinstance(spec, str):
-            return parse_grid(spec)
-    if not isinstance(spec, Sequence) or not spec:
-        raise ValueError("grid must be a non-empty list of ALS parameter objects")
-    return tuple(ALSParams.model_validate(item) for item in spec)
+            return parse_search(spec, trials=trials, seconds=seconds)
+    if not isinstance(spec, dict):
+        raise ValueError(f"search must be one of {sorted(SEARCHES)} or a JSON object, not {spec!r}")
+    try:
+        return SearchSpace.model_validate(spec).with_budget(trials=trials or None, seconds=seconds or None)
+    except ValidationError as error:
+        raise ValueError(f"not a valid search: {error}") from error
 
 
 def write_result(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -108,10 +108,12 @@ def check_new_data(settings: Settings, *, min_new_rows: int = 1, force: bool = F
 
 def training_gate(settings: Settings, *, params: Mapping[str, Any], run_id: str) -> dict[str, Any] | None:
     """The check_new_data task: None to skip the run, else what the training job needs."""
-    from filmrec.orchestration.spark_jobs import parse_grid
+    from filmrec.orchestration.spark_jobs import parse_search
 
-    grid = params.get("grid") or settings.training_grid
-    parse_grid(grid)  # a bad grid fails here, in a second, not after a JVM started
+    search = params.get("search") or settings.training_search
+    trials = int(params.get("trials") or settings.training_trials or 0)
+    seconds = float(params.get("search_seconds") or settings.training_search_seconds or 0)
+    parse_search(search, trials=trials, seconds=seconds)  # a bad name fails here, not after a JVM started
     check = check_new_data(
         settings, min_new_rows=int(params.get("min_new_ratings", 1)), force=bool(params.get("force"))
     )
@@ -120,7 +122,9 @@ def training_gate(settings: Settings, *, params: Mapping[str, Any], run_id: str)
         return None
     directory = run_dir(settings, "als_training", run_id)
     return check.as_dict() | {
-        "grid": grid if isinstance(grid, str) else json.dumps(grid),
+        "search": search if isinstance(search, str) else json.dumps(search),
+        "trials": trials,
+        "search_seconds": seconds,
         "run_dir": str(directory),
         "result_path": str(directory / "training_result.json"),
     }

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from filmrec.model.recommender import FactorRecommender
+from filmrec.model.recommender import Recommender
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    recommender: FactorRecommender
+    recommender: Recommender
     name: str
     version: str
     run_id: str | None

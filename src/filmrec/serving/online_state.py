@@ -34,7 +34,7 @@ from filmrec.serving.redis_client import GuardedRedis
 if TYPE_CHECKING:
     from filmrec.config import Settings
     from filmrec.ingestion.contract import RatingEvent
-    from filmrec.model.recommender import FactorRecommender
+    from filmrec.model.recommender import Recommender
 
 KEY_PREFIX = "filmrec:online"
 
@@ -313,12 +313,12 @@ class RedisOnlineState(GuardedRedis):
         return sum(1 for n in lengths if n > 1), sum(max(0, n - 1) for n in lengths)
 
 
-def rating_in_model(recommender: FactorRecommender, rating: OnlineRating) -> bool:
+def rating_in_model(recommender: Recommender, rating: OnlineRating) -> bool:
     """Whether `recommender` was trained on this rating or a later one of the same movie."""
     return recommender.contains_rating(rating.user_id, rating.movie_id, rated_at_ms=rating.rated_at_ms)
 
 
-def prune_contained(store: OnlineStateStore, recommender: FactorRecommender) -> int:
+def prune_contained(store: OnlineStateStore, recommender: Recommender) -> int:
     """Drop every online rating `recommender` was trained on (or on a later one)."""
     return store.prune(lambda rating: rating_in_model(recommender, rating))
 

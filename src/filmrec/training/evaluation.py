@@ -6,13 +6,14 @@ the user's test movies; metrics are averaged over users with at least one test i
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from filmrec.model.recommender import FactorRecommender
+from filmrec.model.recommender import FactorRecommender, Recommender
 
 BATCH_USERS = 1024
 
@@ -66,30 +67,17 @@ def user_metrics(recommended: npt.NDArray[np.int64], relevant: set[int], *, k: i
     return dcg / ideal, n_hits / k, n_hits / len(relevant), average_precision
 
 
-def evaluate(
-    model: FactorRecommender, *, train: pd.DataFrame, test: pd.DataFrame, k: int = 10
-) -> RankingMetrics:
+def evaluate(model: Recommender, *, train: pd.DataFrame, test: pd.DataFrame, k: int = 10) -> RankingMetrics:
     """Evaluate `model` on `test` (user_id, movie_id[, rating]), excluding `train` items."""
-    item_position = pd.Series(np.arange(model.n_items), index=model.item_ids)
     user_position = pd.Series(np.arange(model.n_users), index=model.user_ids)
     test_movies = test["movie_id"].to_numpy()
     relevant_by_user = {
         user: set(test_movies[rows].tolist()) for user, rows in test.groupby("user_id").indices.items()
     }
-    known_train = train[train["movie_id"].isin(item_position.index)]
-    train_items = item_position.reindex(known_train["movie_id"].to_numpy()).to_numpy(dtype=np.int32)
-    seen_by_user = {user: train_items[rows] for user, rows in known_train.groupby("user_id").indices.items()}
     users = [u for u in relevant_by_user if u in user_position.index]
     totals = np.zeros(4)
     recommended_items: set[int] = set()
-    empty = np.empty(0, dtype=np.int32)
-    for start in range(0, len(users), BATCH_USERS):
-        batch = users[start : start + BATCH_USERS]
-        top = model.recommend_indices(
-            user_position.loc[batch].to_numpy(),
-            k=k,
-            exclude=[seen_by_user.get(u, empty) for u in batch],
-        )
+    for batch, top in _top_lists(model, train, users, k=k):
         for user, row in zip(batch, top, strict=True):
             movie_ids = model.item_ids[row]
             recommended_items.update(movie_ids.tolist())
@@ -105,6 +93,96 @@ def evaluate(
         users=len(users),
         k=k,
     )
+
+
+def _top_lists(
+    model: Recommender, train: pd.DataFrame, users: list[int], *, k: int
+) -> Iterator[tuple[list[int], npt.NDArray[np.int64]]]:
+    """(users, their top-k item indices) in batches, never a movie the user rated in train."""
+    item_position = pd.Series(np.arange(model.n_items), index=model.item_ids)
+    user_position = pd.Series(np.arange(model.n_users), index=model.user_ids)
+    known_train = train[train["movie_id"].isin(item_position.index)]
+    train_items = item_position.reindex(known_train["movie_id"].to_numpy()).to_numpy(dtype=np.int32)
+    seen_by_user = {user: train_items[rows] for user, rows in known_train.groupby("user_id").indices.items()}
+    empty = np.empty(0, dtype=np.int32)
+    for start in range(0, len(users), BATCH_USERS):
+        batch = users[start : start + BATCH_USERS]
+        top = model.recommend_indices(
+            user_position.loc[batch].to_numpy(), k=k, exclude=[seen_by_user.get(u, empty) for u in batch]
+        )
+        yield batch, top
+
+
+@dataclass(frozen=True)
+class ListMetrics:
+    """What the lists look like beyond accuracy, over every user the model knows.
+
+    catalogue_coverage: the share of the catalogue that appears in someone's top k;
+    novelty: the mean popularity rank of recommended movies (1 = the most rated; a
+    model that wins on nDCG by recommending only blockbusters shows a low number);
+    genre_diversity: the mean over lists of the mean pairwise Jaccard distance of
+    the movies' genre sets (0: one genre mix throughout; 1: no genre shared).
+    """
+
+    catalogue_coverage: float
+    novelty: float
+    genre_diversity: float | None
+    users: int
+    k: int
+
+    def as_mlflow(self, prefix: str = "") -> dict[str, float]:
+        values = {
+            f"catalogue_coverage_at_{self.k}": self.catalogue_coverage,
+            "novelty_mean_popularity_rank": self.novelty,
+        }
+        if self.genre_diversity is not None:
+            values[f"genre_diversity_at_{self.k}"] = self.genre_diversity
+        return {f"{prefix}{name}": value for name, value in values.items()}
+
+
+def list_metrics(
+    model: Recommender,
+    *,
+    train: pd.DataFrame,
+    k: int = 10,
+    genres: Mapping[int, frozenset[str]] | None = None,
+) -> ListMetrics:
+    """Coverage, novelty and genre diversity of every known user's top k (see ListMetrics)."""
+    counts = train["movie_id"].value_counts()
+    # Rank 1 = most rated; ties share the best rank; unrated movies rank last.
+    ranks = counts.rank(ascending=False, method="min").reindex(model.item_ids).fillna(len(counts) + 1)
+    item_rank = ranks.to_numpy(dtype=np.float64)
+    users = [int(u) for u in model.user_ids]
+    recommended = np.zeros(model.n_items, dtype=bool)
+    rank_total, slots, diversity_total, lists = 0.0, 0, 0.0, 0
+    for _batch, top in _top_lists(model, train, users, k=k):
+        for row in top:
+            recommended[row] = True
+            rank_total += float(item_rank[row].sum())
+            slots += len(row)
+            if genres is not None and len(row) > 1:
+                diversity_total += _genre_distance(
+                    [genres.get(int(m), frozenset()) for m in model.item_ids[row]]
+                )
+                lists += 1
+    return ListMetrics(
+        catalogue_coverage=float(recommended.mean()) if model.n_items else 0.0,
+        novelty=rank_total / max(slots, 1),
+        genre_diversity=diversity_total / lists if genres is not None and lists else None,
+        users=len(users),
+        k=k,
+    )
+
+
+def _genre_distance(genre_sets: list[frozenset[str]]) -> float:
+    """Mean pairwise Jaccard distance of one list's genre sets."""
+    total, pairs = 0.0, 0
+    for i, first in enumerate(genre_sets):
+        for second in genre_sets[i + 1 :]:
+            union = first | second
+            total += 1.0 - (len(first & second) / len(union) if union else 1.0)
+            pairs += 1
+    return total / pairs if pairs else 0.0
 
 
 def rmse(model: FactorRecommender, test: pd.DataFrame) -> float | None:

@@ -1,10 +1,13 @@
 """Building the served model format from training output.
 
-Both the popularity baseline and ALS become a `FactorRecommender`, so they are
+Both the popularity baseline and ALS become a `FactorRecommender`, EASE an
+`ItemWeightsRecommender` (training/ease.py); all share `assemble_shared`, so they are
 evaluated, logged and served by the same code.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,26 +26,15 @@ def _popularity(
     return order, counts[order].astype(np.float32)
 
 
-def assemble(
-    *,
-    ratings: pd.DataFrame,
-    user_ids: npt.NDArray[np.int64],
-    user_factors: npt.NDArray[np.float32],
-    item_ids: npt.NDArray[np.int64],
-    item_factors: npt.NDArray[np.float32],
-    fold_in: FoldInConfig | None = None,
-) -> FactorRecommender:
-    """A recommender from factors and the ratings whose items it must never recommend.
+def assemble_shared(
+    *, ratings: pd.DataFrame, user_ids: npt.NDArray[np.int64], item_ids: npt.NDArray[np.int64]
+) -> dict[str, Any]:
+    """What every family carries beside its scoring arrays: ids, rated movies, popularity.
 
-    Users and items are sorted by id; users who rated only unknown items keep no
-    factors and get the popularity fallback. `ratings` may carry `rated_at` (kept so
-    the API can tell which new ratings the model already has). `fold_in` holds the
-    training parameters that fold-in repeats; without it the model serves no fold-in.
+    `user_ids` and `item_ids` must be sorted. Ratings of other users or movies are left
+    out. `ratings` may carry `rated_at` (kept so the API can tell which new ratings the
+    model already has).
     """
-    user_order = np.argsort(user_ids)
-    item_order = np.argsort(item_ids)
-    user_ids, user_factors = user_ids[user_order], user_factors[user_order]
-    item_ids, item_factors = item_ids[item_order], item_factors[item_order]
     known = ratings[ratings["user_id"].isin(user_ids) & ratings["movie_id"].isin(item_ids)]
     rated = build_rated_csr(
         np.searchsorted(user_ids, known["user_id"].to_numpy()),
@@ -52,18 +44,42 @@ def assemble(
         rated_at_ms=_epoch_ms(known["rated_at"]) if "rated_at" in known else None,
     )
     popular_items, popular_scores = _popularity(ratings, item_ids)
+    return {
+        "user_ids": user_ids.astype(np.int64),
+        "item_ids": item_ids.astype(np.int64),
+        "rated_indptr": rated.indptr,
+        "rated_indices": rated.indices,
+        "popular_items": popular_items,
+        "popular_scores": popular_scores,
+        "rated_values": rated.values,
+        "rated_at_ms": rated.rated_at_ms,
+    }
+
+
+def assemble(
+    *,
+    ratings: pd.DataFrame,
+    user_ids: npt.NDArray[np.int64],
+    user_factors: npt.NDArray[np.float32],
+    item_ids: npt.NDArray[np.int64],
+    item_factors: npt.NDArray[np.float32],
+    fold_in: FoldInConfig | None = None,
+) -> FactorRecommender:
+    """A factor recommender from factors and the ratings whose items it must never recommend.
+
+    Users and items are sorted by id; users who rated only unknown items keep no
+    factors and get the popularity fallback. `fold_in` holds the training parameters
+    that fold-in repeats; without it the model serves no fold-in.
+    """
+    user_order = np.argsort(user_ids)
+    item_order = np.argsort(item_ids)
+    user_ids, user_factors = user_ids[user_order], user_factors[user_order]
+    item_ids, item_factors = item_ids[item_order], item_factors[item_order]
     item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
     return FactorRecommender(
-        user_ids=user_ids.astype(np.int64),
-        item_ids=item_ids.astype(np.int64),
+        **assemble_shared(ratings=ratings, user_ids=user_ids, item_ids=item_ids),
         user_factors=np.ascontiguousarray(user_factors, dtype=np.float32),
         item_factors=item_factors,
-        rated_indptr=rated.indptr,
-        rated_indices=rated.indices,
-        popular_items=popular_items,
-        popular_scores=popular_scores,
-        rated_values=rated.values,
-        rated_at_ms=rated.rated_at_ms,
         fold_in=FoldInSolver.for_factors(item_factors, fold_in) if fold_in else None,
     )
 

@@ -1,11 +1,13 @@
-"""The training job: Delta clean ratings -> tuned ALS -> MLflow run -> registry.
+"""The training job: Delta clean ratings -> searched ALS and EASE -> MLflow run -> registry.
 
 Steps, each timed and logged:
 1. read clean ratings at a pinned Delta version (recorded as the data version);
-2. split per user (75/25, seed 42), and carve a validation split out of train;
-3. pick hyper-parameters on validation nDCG@10, never on test;
-4. evaluate the chosen ALS and the popularity baseline on test;
-5. refit on all ratings, log that as the pyfunc, register and tag the version;
+2. split per user (75/25, seed 42), and carve validation folds out of train;
+3. search each family's hyper-parameters (Optuna, nested MLflow runs) on the mean
+   validation nDCG@10 over the folds, never on test;
+4. the family with the best validation score wins; every family's best and the
+   popularity baseline are fitted on train and scored on test, for the record;
+5. refit the winner on all ratings, log it as the pyfunc, register and tag it;
 6. move the `champion` alias only if the version beats the current champion.
 """
 
@@ -15,7 +17,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,16 +33,20 @@ from filmrec.model.registry import (
     ensure_experiment,
     promote_if_better,
 )
-from filmrec.training.als import fit_als
-from filmrec.training.evaluation import RankingMetrics, evaluate, rmse
+from filmrec.training.evaluation import ListMetrics, RankingMetrics, evaluate, list_metrics, rmse
 from filmrec.training.factor_models import popularity_model
-from filmrec.training.params import DEFAULT_GRID, ALSParams, EvaluationProtocol
+from filmrec.training.families import FamilyTrainer, FitData, trainers
+from filmrec.training.params import DEFAULT_SEARCH, ALSParams, EvaluationProtocol, SearchSpace
+from filmrec.training.search import SearchOutcome, ValidationFold, search_family
 from filmrec.training.split import split_per_user
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+    from pydantic import BaseModel
     from pyspark.sql import DataFrame, SparkSession
+
+    from filmrec.model.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +56,12 @@ class TrainingResult:
     run_id: str
     model_version: str
     data_version: int
+    family: str
     params: dict[str, Any]
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
     promotion: dict[str, Any]
+    families: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -82,20 +90,21 @@ class _Stopwatch:
 class _Splits:
     """The protocol's splits, in Spark (for fitting) and pandas (for evaluation)."""
 
-    ratings: DataFrame
-    train: DataFrame
-    fit_part: DataFrame
-    all_pdf: pd.DataFrame
-    train_pdf: pd.DataFrame
+    all: FitData
+    train: FitData
     test_pdf: pd.DataFrame
-    fit_pdf: pd.DataFrame
-    validation_pdf: pd.DataFrame
+    folds: list[ValidationFold]
+    cached: list[DataFrame]
+
+    def unpersist(self) -> None:
+        for frame in self.cached:
+            frame.unpersist()
 
 
 def _read_and_split(
-    spark: SparkSession, tables: LakehouseTables, protocol: EvaluationProtocol, version: int
+    spark: SparkSession, tables: LakehouseTables, protocol: EvaluationProtocol, version: int, *, folds: int
 ) -> _Splits:
-    """Clean ratings at `version`, split per user, with a validation split carved from train."""
+    """Clean ratings at `version`, split per user, with validation folds carved from train."""
     ratings = (
         read_table(spark, tables.clean_ratings, version=version)
         # rated_at travels into the model: the API compares new ratings with it.
@@ -106,50 +115,76 @@ def _read_and_split(
     if all_pdf.empty:
         raise ValueError(f"clean ratings at version {version} are empty: load data first")
     train, test = split_per_user(ratings, test_fraction=protocol.test_fraction, seed=protocol.split_seed)
-    fit_part, validation = split_per_user(
-        train, test_fraction=protocol.test_fraction, seed=protocol.validation_seed
-    )
-    train, fit_part = train.cache(), fit_part.cache()
+    train = train.cache()
+    cached = [ratings, train]
+    validation_folds = []
+    for fold in range(folds):
+        fit_part, validation = split_per_user(
+            train, test_fraction=protocol.test_fraction, seed=protocol.validation_seed + fold
+        )
+        fit_part = fit_part.cache()
+        cached.append(fit_part)
+        validation_folds.append(
+            ValidationFold(FitData(f"fold-{fold}", fit_part, fit_part.toPandas()), validation.toPandas())
+        )
     return _Splits(
-        ratings=ratings,
-        train=train,
-        fit_part=fit_part,
-        all_pdf=all_pdf,
-        train_pdf=train.toPandas(),
+        all=FitData("all", ratings, all_pdf),
+        train=FitData("train", train, train.toPandas()),
         test_pdf=test.toPandas(),
-        fit_pdf=fit_part.toPandas(),
-        validation_pdf=validation.toPandas(),
+        folds=validation_folds,
+        cached=cached,
     )
 
 
-def _tune(
-    splits: _Splits, grid: Sequence[ALSParams], protocol: EvaluationProtocol
-) -> tuple[ALSParams, float, list[dict[str, Any]]]:
-    """The configuration with the best validation nDCG (never test), its score, every trial."""
-    tuning: list[dict[str, Any]] = []
-    best_params, best_ndcg = grid[0], float("-inf")
-    for params in grid:
-        candidate = fit_als(splits.fit_part, params, ratings_pdf=splits.fit_pdf)
-        score = evaluate(candidate, train=splits.fit_pdf, test=splits.validation_pdf, k=protocol.k).ndcg_at_k
-        tuning.append({"params": params.label(), "validation_ndcg_at_10": round(score, 6)})
-        log.info("tuning %s: validation nDCG@%d = %.4f", params.label(), protocol.k, score)
-        if score > best_ndcg:
-            best_params, best_ndcg = params, score
-    return best_params, best_ndcg, tuning
+def _movie_genres(spark: SparkSession, tables: LakehouseTables) -> dict[int, frozenset[str]] | None:
+    """Genres by movie id from the lakehouse's movies table (None when it has none)."""
+    try:
+        rows = read_table(spark, tables.movies).select("movie_id", "genres").collect()
+    except Exception as error:  # the table is optional for training: diversity is then omitted
+        log.warning("no movie genres for the diversity metric: %s", error)
+        return None
+    return {int(row["movie_id"]): frozenset(row["genres"] or ()) for row in rows} or None
+
+
+@dataclass
+class _FamilyReport:
+    """One family's search outcome and its chosen parameters scored on test."""
+
+    outcome: SearchOutcome
+    trainer: FamilyTrainer
+    test: RankingMetrics | None = None
+    lists: ListMetrics | None = None
+
+    def summary(self) -> dict[str, Any]:
+        report = self.outcome.summary()
+        if self.test is not None:
+            report["test"] = self.test.as_mlflow()
+        if self.lists is not None:
+            report["lists"] = self.lists.as_mlflow()
+        return report
 
 
 def _evaluate_on_test(
-    splits: _Splits, params: ALSParams, protocol: EvaluationProtocol
-) -> tuple[RankingMetrics, RankingMetrics]:
-    """The chosen ALS and the popularity baseline, both fitted on train, scored on test."""
-    chosen = fit_als(splits.train, params, ratings_pdf=splits.train_pdf)
-    model_metrics = evaluate(chosen, train=splits.train_pdf, test=splits.test_pdf, k=protocol.k)
-    if not params.implicit_prefs:
-        model_metrics = dataclasses.replace(model_metrics, rmse=rmse(chosen, splits.test_pdf))
-    baseline = evaluate(
-        popularity_model(splits.train_pdf), train=splits.train_pdf, test=splits.test_pdf, k=protocol.k
-    )
-    return model_metrics, baseline
+    trainer: FamilyTrainer,
+    params: BaseModel,
+    splits: _Splits,
+    protocol: EvaluationProtocol,
+    genres: dict[int, frozenset[str]] | None,
+) -> tuple[RankingMetrics, ListMetrics]:
+    """A family's chosen parameters, fitted on train, scored on test (and its lists described)."""
+    model = trainer.fit(splits.train, params)
+    metrics = evaluate(model, train=splits.train.pdf, test=splits.test_pdf, k=protocol.k)
+    if isinstance(params, ALSParams) and not params.implicit_prefs:
+        metrics = dataclasses.replace(metrics, rmse=rmse(model, splits.test_pdf))  # type: ignore[arg-type]
+    return metrics, list_metrics(model, train=splits.train.pdf, k=protocol.k, genres=genres)
+
+
+def _baseline(
+    splits: _Splits, protocol: EvaluationProtocol, genres: dict[int, frozenset[str]] | None
+) -> tuple[RankingMetrics, ListMetrics]:
+    model = popularity_model(splits.train.pdf)
+    metrics = evaluate(model, train=splits.train.pdf, test=splits.test_pdf, k=protocol.k)
+    return metrics, list_metrics(model, train=splits.train.pdf, k=protocol.k, genres=genres)
 
 
 def _register_and_promote(
@@ -160,6 +195,7 @@ def _register_and_promote(
     run_id: str,
     version: int,
     protocol: EvaluationProtocol,
+    family: str,
     metrics: dict[str, float],
     baseline_metrics: dict[str, float],
 ) -> tuple[str, PromotionDecision]:
@@ -167,9 +203,16 @@ def _register_and_promote(
     import mlflow
 
     registered = mlflow.register_model(model_uri, settings.model_name)
-    version_tags = {TAG_PROTOCOL: protocol.version, TAG_DATA_VERSION: str(version), "run_id": run_id}
+    version_tags = {
+        TAG_PROTOCOL: protocol.version,
+        TAG_DATA_VERSION: str(version),
+        "run_id": run_id,
+        "model_family": family,
+    }
     version_tags |= {name: f"{value:.6f}" for name, value in metrics.items()}
-    version_tags |= {f"baseline_popularity_{PROMOTION_METRIC}": f"{baseline_metrics[PROMOTION_METRIC]:.6f}"}
+    version_tags |= {
+        f"baseline_popularity_{name}": f"{value:.6f}" for name, value in baseline_metrics.items()
+    }
     for key, value in version_tags.items():
         client.set_model_version_tag(settings.model_name, registered.version, key, value)
     decision = promote_if_better(
@@ -183,11 +226,37 @@ def _register_and_promote(
     return str(registered.version), decision
 
 
+def _search_all(
+    family_trainers: list[FamilyTrainer],
+    splits: _Splits,
+    space: SearchSpace,
+    protocol: EvaluationProtocol,
+    clock: _Stopwatch,
+) -> list[_FamilyReport]:
+    """Every family's search, inside the active (parent) run; skipped families are kept."""
+    import mlflow
+
+    reports = []
+    for trainer in family_trainers:
+        with clock.step(f"search_{trainer.name}"):
+            outcome = search_family(trainer, splits.folds, space, protocol)
+        reports.append(_FamilyReport(outcome, trainer))
+        if outcome.skipped_reason:
+            mlflow.set_tag(f"{trainer.name}_skipped", outcome.skipped_reason[:5000])
+            continue
+        mlflow.log_metric(
+            f"{trainer.name}_best_validation_ndcg_at_{protocol.k}", outcome.best_validation_ndcg
+        )
+        mlflow.log_metric(f"{trainer.name}_best_trial", float(outcome.best_trial or 0))
+        mlflow.log_metric(f"{trainer.name}_search_seconds", outcome.seconds)
+    return reports
+
+
 def train_and_register(
     spark: SparkSession,
     *,
     settings: Settings | None = None,
-    grid: Sequence[ALSParams] = DEFAULT_GRID,
+    search: SearchSpace = DEFAULT_SEARCH,
     protocol: EvaluationProtocol | None = None,
     data_version: int | None = None,
 ) -> TrainingResult:
@@ -198,8 +267,8 @@ def train_and_register(
 
     settings = settings or get_settings()
     protocol = protocol or EvaluationProtocol()
-    if not grid:
-        raise ValueError("the hyper-parameter grid is empty")
+    if not search.families:
+        raise ValueError("the search names no model family")
     tables = LakehouseTables(settings.lakehouse_path)
     client = configure_mlflow(settings)
     experiment_id = ensure_experiment(settings)
@@ -209,35 +278,78 @@ def train_and_register(
     with clock.step("read"):
         version = data_version if data_version is not None else table_version(spark, tables.clean_ratings)
     with clock.step("split"):
-        splits = _read_and_split(spark, tables, protocol, version)
-    with clock.step("tune"):
-        best_params, best_ndcg, tuning = _tune(splits, grid, protocol)
-    with clock.step("evaluate"):
-        model_metrics, baseline = _evaluate_on_test(splits, best_params, protocol)
-    with clock.step("refit"):
-        final = fit_als(splits.ratings, best_params, ratings_pdf=splits.all_pdf)
+        splits = _read_and_split(spark, tables, protocol, version, folds=search.folds)
+    genres = _movie_genres(spark, tables)
+    family_trainers = trainers(search.families, ease_max_items=settings.ease_max_items)
 
-    metrics = model_metrics.as_mlflow()
-    baseline_metrics = baseline.as_mlflow()
     with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params(best_params.model_dump() | {"grid_size": len(grid)})
+        run_id = run.info.run_id
         mlflow.log_params({f"protocol_{k}": v for k, v in protocol.model_dump().items()})
-        mlflow.log_param("data_version", version)
-        mlflow.log_metrics(metrics)
-        mlflow.log_metrics(baseline.as_mlflow(prefix="baseline_popularity_"))
-        mlflow.log_metric("validation_ndcg_at_10", best_ndcg)
-        mlflow.log_metrics(
-            {"n_ratings": len(splits.all_pdf), "n_users": final.n_users, "n_items": final.n_items}
+        mlflow.log_params(
+            {
+                "data_version": version,
+                "search_trials": search.budget.trials,
+                "search_seconds": search.budget.seconds,
+            }
         )
-        mlflow.log_dict({"tuning": tuning}, "tuning.json")
+        mlflow.log_dict(search.model_dump(mode="json"), "search_space.json")
+        search_start = time.perf_counter()
+        reports = _search_all(family_trainers, splits, search, protocol, clock)
+        mlflow.log_metric("search_wall_seconds", time.perf_counter() - search_start)
+        contenders = [report for report in reports if report.outcome.best_params is not None]
+        if not contenders:
+            raise RuntimeError(
+                "no model family produced a model: "
+                + "; ".join(f"{r.trainer.name}: {r.outcome.skipped_reason}" for r in reports)
+            )
+        with clock.step("evaluate"):
+            for report in contenders:
+                assert report.outcome.best_params is not None
+                report.test, report.lists = _evaluate_on_test(
+                    report.trainer, report.outcome.best_params, splits, protocol, genres
+                )
+            baseline, baseline_lists = _baseline(splits, protocol, genres)
+        # The winner is chosen on validation, like its parameters; test only reports.
+        winner = max(contenders, key=lambda report: report.outcome.best_validation_ndcg)
+        assert winner.outcome.best_params is not None and winner.test is not None and winner.lists
+        with clock.step("refit"):
+            final: Recommender = winner.trainer.fit(splits.all, winner.outcome.best_params)
+
+        metrics = winner.test.as_mlflow()
+        baseline_metrics = baseline.as_mlflow()
+        mlflow.log_params(winner.outcome.best_params.model_dump())
+        mlflow.log_metrics(metrics | winner.lists.as_mlflow())
+        mlflow.log_metrics(
+            {
+                f"baseline_popularity_{k}": v
+                for k, v in (baseline_metrics | baseline_lists.as_mlflow()).items()
+            }
+        )
+        mlflow.log_metric("validation_ndcg_at_10", winner.outcome.best_validation_ndcg)
+        for report in contenders:
+            assert report.test is not None
+            mlflow.log_metrics(
+                {f"{report.trainer.name}_test_{k}": v for k, v in report.test.as_mlflow().items()}
+            )
+        mlflow.log_metrics(
+            {"n_ratings": len(splits.all.pdf), "n_users": final.n_users, "n_items": final.n_items}
+        )
+        families: dict[str, dict[str, Any]] = {r.trainer.name: r.summary() for r in reports}
+        mlflow.log_dict(
+            {"families": families, "trials": {r.trainer.name: r.outcome.trials for r in reports}},
+            "search.json",
+        )
         mlflow.set_tags(
-            {TAG_PROTOCOL: protocol.version, TAG_DATA_VERSION: str(version), "model_family": "als"}
+            {
+                TAG_PROTOCOL: protocol.version,
+                TAG_DATA_VERSION: str(version),
+                "model_family": winner.trainer.name,
+            }
         )
         with clock.step("log_model"):
             model_uri = log_recommender(final, input_user_id=int(final.user_ids[0]))
         clock.seconds["total"] = round(time.perf_counter() - total_start, 3)
         mlflow.log_metrics({f"seconds_{name}": value for name, value in clock.seconds.items()})
-        run_id = run.info.run_id
 
     model_version, decision = _register_and_promote(
         client,
@@ -246,18 +358,21 @@ def train_and_register(
         run_id=run_id,
         version=version,
         protocol=protocol,
-        metrics=metrics,
-        baseline_metrics=baseline_metrics,
+        family=winner.trainer.name,
+        metrics=metrics | winner.lists.as_mlflow(),
+        baseline_metrics=baseline_metrics | baseline_lists.as_mlflow(),
     )
-    splits.ratings.unpersist()
+    splits.unpersist()
     result = TrainingResult(
         run_id=run_id,
         model_version=model_version,
         data_version=version,
-        params=best_params.model_dump(),
-        metrics=metrics,
-        baseline_metrics=baseline_metrics,
+        family=winner.trainer.name,
+        params=winner.outcome.best_params.model_dump(),
+        metrics=metrics | winner.lists.as_mlflow(),
+        baseline_metrics=baseline_metrics | baseline_lists.as_mlflow(),
         promotion=asdict(decision),
+        families=families,
         timings=clock.seconds,
     )
     log.info("training result: %s", json.dumps(result.as_dict(), default=str))

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from filmrec.model.item_weights import InputScale
+
 # Bumped whenever the protocol changes: champions are compared only under the same one.
 PROTOCOL_VERSION = "per-user-75-25-seed42-k10-v1"
 
@@ -52,17 +54,120 @@ class EvaluationProtocol(BaseModel):
     version: str = PROTOCOL_VERSION
 
 
-# Chosen on the bundled MovieLens data (validation split): binary or rating-scaled
-# confidence with a small alpha ranks best; explicit ALS (nDCG@10 ~0.05) ranks below
-# popularity, as published. `make bench` re-runs this grid.
-DEFAULT_GRID: tuple[ALSParams, ...] = (
-    ALSParams(rank=64, max_iter=10, reg_param=0.1, alpha=1.0, confidence="binary"),
-    ALSParams(rank=64, max_iter=10, reg_param=0.1, alpha=1.0, confidence="log"),
-    ALSParams(rank=32, max_iter=10, reg_param=0.1, alpha=1.0, confidence="binary"),
+class EASEParams(BaseModel):
+    """EASE hyper-parameters: the ridge penalty on the item-item weights and the input.
+
+    Movies with fewer than `min_item_ratings` ratings get no weights (they cannot be
+    recommended): the solve is cubic in the number of movies, and a movie rated once
+    or twice teaches the weights nothing.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reg_param: float = Field(default=100.0, gt=0.0)
+    input_scale: InputScale = "rating"
+    min_item_ratings: int = Field(default=3, ge=1)
+
+    def label(self) -> str:
+        return f"ease-{self.input_scale}-l{self.reg_param:g}-m{self.min_item_ratings}"
+
+
+Family = Literal["als", "ease"]
+FAMILIES: tuple[Family, ...] = ("als", "ease")
+
+
+class ALSSpace(BaseModel):
+    """Where the search looks for ALS parameters (implicit feedback: it ranks best)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rank: tuple[int, int] = (32, 256)
+    reg_param: tuple[float, float] = (0.01, 1.0)
+    alpha: tuple[float, float] = (0.1, 20.0)
+    confidences: tuple[Literal["rating", "binary", "log"], ...] = ("binary", "rating", "log")
+    max_iter: tuple[int, int] = (8, 20)
+
+
+class EASESpace(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reg_param: tuple[float, float] = (20.0, 2000.0)
+    input_scales: tuple[InputScale, ...] = ("rating", "binary")
+    min_item_ratings: tuple[int, ...] = (2, 3, 5)
+
+
+class SearchBudget(BaseModel):
+    """How long each family's search may run: `trials` trials, or `seconds`, first reached."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trials: int = Field(default=6, ge=1, le=1000)
+    seconds: float | None = Field(default=None, gt=0)
+
+
+class SearchSpace(BaseModel):
+    """The families a training run tries, where it looks, the first trials, the budget.
+
+    `als_start`/`ease_start` are tried first (Optuna's enqueued trials): known good
+    points, so a small budget still starts from a sound configuration.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    families: tuple[Family, ...] = FAMILIES
+    als: ALSSpace = ALSSpace()
+    ease: EASESpace = EASESpace()
+    als_start: tuple[ALSParams, ...] = ()
+    ease_start: tuple[EASEParams, ...] = ()
+    budget: SearchBudget = SearchBudget()
+    # Trials score the mean over this many validation splits, all carved from train
+    # (seeds validation_seed, validation_seed + 1, ...): one split's nDCG moves more
+    # between configurations of equal merit than they differ.
+    folds: int = Field(default=2, ge=1, le=10)
+    # Per family: ALS fits cost minutes where an EASE solve costs seconds.
+    als_trials: int | None = Field(default=None, ge=1)
+    seed: int = 42
+
+    def trials_for(self, family: Family) -> int:
+        if family == "als" and self.als_trials is not None:
+            return min(self.als_trials, self.budget.trials)
+        return self.budget.trials
+
+    def with_budget(self, *, trials: int | None = None, seconds: float | None = None) -> SearchSpace:
+        """This space with the budget a caller asked for (make train TRIALS=..., a DAG param)."""
+        budget = self.budget.model_copy(
+            update={k: v for k, v in {"trials": trials, "seconds": seconds}.items() if v is not None}
+        )
+        update: dict[str, object] = {"budget": SearchBudget.model_validate(budget.model_dump())}
+        if trials is not None:
+            update["als_trials"] = None
+        return self.model_copy(update=update)
+
+
+# Chosen on the bundled MovieLens data (validation folds): EASE on rating-scaled input
+# with a penalty near 100 ranks best; implicit ALS with binary confidence at a high
+# rank comes next; explicit ALS (nDCG@10 ~0.05) ranks below popularity, as published.
+# The default budget keeps `make demo` within a few minutes on 2 cores: one ALS point
+# (a fit costs a minute), six EASE trials (seconds each); `make train TRIALS=30`
+# searches both families properly.
+DEFAULT_SEARCH = SearchSpace(
+    ease=EASESpace(min_item_ratings=(3, 5)),
+    als_start=(ALSParams(rank=64, max_iter=10, reg_param=0.1, alpha=1.0, confidence="binary"),),
+    ease_start=(EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=3),),
+    budget=SearchBudget(trials=6),
+    als_trials=1,
 )
 
-# For tests and quick looks: one small, fast configuration.
-QUICK_GRID: tuple[ALSParams, ...] = (ALSParams(rank=16, max_iter=8, reg_param=0.1, confidence="binary"),)
+# For tests and quick looks: small, fast points, one validation split's worth.
+QUICK_SEARCH = SearchSpace(
+    als=ALSSpace(rank=(8, 16), max_iter=(5, 8), confidences=("binary",)),
+    ease=EASESpace(reg_param=(50.0, 500.0), input_scales=("rating",), min_item_ratings=(2,)),
+    als_start=(ALSParams(rank=16, max_iter=8, reg_param=0.1, confidence="binary"),),
+    ease_start=(EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=2),),
+    budget=SearchBudget(trials=2),
+    folds=1,
+    als_trials=1,
+)
 
-# The grids by the names the CLI, the DAGs and the benchmarks accept.
-GRIDS: dict[str, tuple[ALSParams, ...]] = {"default": DEFAULT_GRID, "quick": QUICK_GRID}
+# The searches by the names the CLI, the DAGs and the benchmarks accept.
+SEARCHES: dict[str, SearchSpace] = {"default": DEFAULT_SEARCH, "quick": QUICK_SEARCH}

@@ -1,0 +1,106 @@
+"""A recommender scored from an item-item weight matrix (EASE), with numpy alone.
+
+EASE (Steck, 2019) learns B, one weight per pair of items, so that a user's row of
+the interaction matrix times B reconstructs it: score(u, j) = Σ_i x_ui · B_ij, with
+B_jj = 0. The row x_u is the user's ratings mapped by `input_scale` (the mapping the
+Gram matrix was computed with). Scoring needs only the user's ratings, so a rating
+the model has not seen changes the scores at once: fold-in is exact, and a new user
+with a few ratings is scored like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from filmrec.model.recommender import Recommender
+
+# binary: every rating counts 1; rating: a rating counts stars / 5 (a 5 weighs twice a 2.5).
+InputScale = Literal["binary", "rating"]
+INPUT_SCALES: tuple[InputScale, ...] = ("binary", "rating")
+MAX_STARS = 5.0
+
+ITEM_WEIGHTS_ARTIFACTS = {"item_weights": "item_weights.npz"}
+
+
+def input_values(ratings: npt.NDArray[np.floating], scale: InputScale) -> npt.NDArray[np.float32]:
+    """A user's row of the interaction matrix from star ratings (training uses the same)."""
+    values = np.asarray(ratings, dtype=np.float32)
+    if scale == "binary":
+        return np.ones_like(values)
+    return values / np.float32(MAX_STARS)
+
+
+@dataclass(kw_only=True)
+class ItemWeightsRecommender(Recommender):
+    """Scores from an (items, items) weight matrix B: scores = x_u @ B."""
+
+    family: ClassVar[str] = "ease"
+    family_artifacts: ClassVar[dict[str, str]] = ITEM_WEIGHTS_ARTIFACTS
+
+    weights: npt.NDArray[np.float32]
+    input_scale: InputScale = "binary"
+
+    def __post_init__(self) -> None:
+        n = self.item_ids.shape[0]
+        if self.weights.shape != (n, n):
+            raise ValueError(f"weights must be ({n}, {n}) for {n} items, not {self.weights.shape}")
+        super().__post_init__()
+
+    @property
+    def can_fold_in(self) -> bool:
+        return True
+
+    def _trained_scores(self, user_index: int) -> npt.NDArray[np.float32]:
+        span = self._rated_slice(user_index)
+        assert self.rated_values is not None  # set in __post_init__
+        return self._history_scores(self.rated_indices[span], self.rated_values[span])
+
+    def _history_scores(
+        self, items: npt.NDArray[np.int32], values: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        row: npt.NDArray[np.float32] = input_values(values, self.input_scale) @ self.weights[items]
+        return row
+
+    def _batch_scores(self, user_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        rows = np.zeros((len(user_indices), self.n_items), dtype=np.float32)
+        assert self.rated_values is not None  # set in __post_init__
+        for row, user_index in enumerate(user_indices):
+            span = self._rated_slice(int(user_index))
+            rows[row, self.rated_indices[span]] = input_values(self.rated_values[span], self.input_scale)
+        scores: npt.NDArray[np.float32] = rows @ self.weights
+        return scores
+
+    def _similarity(self, item_index: int) -> npt.NDArray[np.float32]:
+        """B's row: how much having this movie raises every other movie's score."""
+        return self.weights[item_index]
+
+    def _contributions(
+        self,
+        items: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        targets: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.float32]:
+        # EASE's score is a sum of per-item terms x_ui·B_ij: the terms themselves.
+        terms: npt.NDArray[np.float32] = (
+            self.weights[np.ix_(items, targets)] * input_values(values, self.input_scale)[:, np.newaxis]
+        ).T
+        return terms
+
+    def _family_arrays(self) -> dict[str, dict[str, Any] | npt.NDArray[Any]]:
+        return {"item_weights": {"weights": self.weights, "input_scale": np.array(self.input_scale)}}
+
+    @classmethod
+    def load(cls, paths: Mapping[str, str | Path]) -> ItemWeightsRecommender:
+        """Read the artifacts written by `save` (by artifact name, as MLflow hands them)."""
+        stored = np.load(paths["item_weights"])
+        by_name: dict[str, InputScale] = {name: name for name in INPUT_SCALES}
+        scale = by_name.get(str(stored["input_scale"]))
+        if scale is None:
+            raise ValueError(f"unknown input scale {stored['input_scale']!r} in the model artifacts")
+        return cls(**cls._shared_fields(paths), weights=stored["weights"], input_scale=scale)

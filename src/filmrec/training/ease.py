@@ -1,0 +1,160 @@
+"""Fitting EASE: the item-item Gram matrix on Spark, the closed-form solve on the driver.
+
+EASE (Steck, 2019): with X the users × movies matrix (each rating mapped by the input
+scale) and G = XᵀX, the weights are B = I − P·diag(1/diag(P)) with P = (G + λI)⁻¹,
+i.e. B_ij = −P_ij / P_jj and B_jj = 0.
+
+The Gram matrix is a sum over users of x_uᵀx_u, so each Spark partition of the
+ratings (partitioned by user) contributes its own users' sum, computed as a sparse
+product, and the driver adds the partitions' sums up. The solve is one dense
+Cholesky inverse: memory (8·n² bytes, twice) and time (n³) grow with the number of
+movies, not of ratings, so above `max_items` movies the job skips EASE with a
+logged reason instead of running out of memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from filmrec.model.item_weights import MAX_STARS, InputScale, ItemWeightsRecommender
+from filmrec.training.factor_models import assemble_shared
+from filmrec.training.params import EASEParams
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+log = logging.getLogger(__name__)
+
+# Rows per sparse block inside a partition: bounds a worker's memory on big partitions.
+_BLOCK_ROWS = 200_000
+
+
+class CatalogueTooLarge(ValueError):
+    """EASE would need more memory than allowed: the family is skipped, with this reason."""
+
+
+@dataclass(frozen=True)
+class ItemGram:
+    """XᵀX over the movies with enough ratings, in movie-id order."""
+
+    item_ids: npt.NDArray[np.int64]
+    gram: npt.NDArray[np.float64]
+
+
+def gram_bytes(n_items: int) -> int:
+    """Peak driver memory of the solve: the Gram matrix and its inverse, float64."""
+    return 2 * 8 * n_items * n_items
+
+
+def _partition_gram(
+    rows: Iterable[tuple[int, int, float]], n_items: int
+) -> Iterator[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float64]]]:
+    """One partition's Σ x_uᵀx_u as COO triples (runs on the executors)."""
+    import scipy.sparse as sp
+
+    def flush(users: list[int], items: list[int], values: list[float]) -> sp.csr_matrix:
+        user_codes, user_index = np.unique(np.asarray(users, dtype=np.int64), return_inverse=True)
+        x = sp.csr_matrix(
+            (np.asarray(values, dtype=np.float64), (user_index, np.asarray(items, dtype=np.int64))),
+            shape=(len(user_codes), n_items),
+        )
+        return (x.T @ x).tocoo()
+
+    total: sp.coo_matrix | None = None
+    users: list[int] = []
+    items: list[int] = []
+    values: list[float] = []
+    last_user = None
+    for user, item, value in rows:
+        # Rows arrive sorted by user: a block ends only between users, so no user's
+        # products are split across blocks.
+        if len(users) >= _BLOCK_ROWS and user != last_user:
+            part = flush(users, items, values)
+            total = part if total is None else (total + part).tocoo()
+            users, items, values = [], [], []
+        users.append(user)
+        items.append(item)
+        values.append(value)
+        last_user = user
+    if users:
+        part = flush(users, items, values)
+        total = part if total is None else (total + part).tocoo()
+    if total is not None:
+        yield total.row.astype(np.int32), total.col.astype(np.int32), total.data
+
+
+def item_gram(
+    ratings: DataFrame, *, input_scale: InputScale, min_item_ratings: int, max_items: int
+) -> ItemGram:
+    """XᵀX on Spark for the movies with at least `min_item_ratings` ratings."""
+    from pyspark.sql import functions as F
+
+    counts = ratings.groupBy("movie_id").count().where(F.col("count") >= min_item_ratings)
+    item_ids = np.sort(
+        np.array([row["movie_id"] for row in counts.select("movie_id").collect()], dtype=np.int64)
+    )
+    n_items = len(item_ids)
+    if n_items > max_items:
+        raise CatalogueTooLarge(
+            f"EASE skipped: {n_items} movies have >= {min_item_ratings} ratings, above "
+            f"FILMREC_EASE_MAX_ITEMS={max_items} (the solve would need "
+            f"{gram_bytes(n_items) / 2**30:.1f} GiB on the driver)"
+        )
+    if n_items == 0:
+        raise CatalogueTooLarge(f"EASE skipped: no movie has >= {min_item_ratings} ratings")
+    spark = ratings.sparkSession
+    index = spark.createDataFrame(
+        pd.DataFrame({"movie_id": item_ids, "_item": np.arange(n_items, dtype=np.int32)})
+    )
+    # The Spark twin of model.item_weights.input_values: the two must stay equal.
+    value = F.lit(1.0) if input_scale == "binary" else F.col("rating").cast("double") / F.lit(MAX_STARS)
+    rows = (
+        ratings.join(F.broadcast(index), "movie_id")
+        .select(F.col("user_id").cast("long"), "_item", value.alias("_value"))
+        .repartition("user_id")
+        .sortWithinPartitions("user_id")
+    )
+    gram = np.zeros((n_items, n_items), dtype=np.float64)
+    parts = rows.rdd.map(tuple).mapPartitions(lambda part: _partition_gram(part, n_items))
+    for row, col, data in parts.toLocalIterator():
+        gram[row, col] += data  # (row, col) pairs are unique within one partition's sum
+    return ItemGram(item_ids=item_ids, gram=gram)
+
+
+def solve_weights(gram: npt.NDArray[np.float64], reg_param: float) -> npt.NDArray[np.float32]:
+    """B from G: (G + λI)⁻¹ by Cholesky (G + λI is symmetric positive definite), then scaled."""
+    from scipy.linalg import lapack
+
+    a = gram.copy()
+    a[np.diag_indices_from(a)] += reg_param
+    factor, info = lapack.dpotrf(a, lower=False, overwrite_a=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"G + {reg_param}·I is not positive definite (potrf info {info})")
+    inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"inverting G + {reg_param}·I failed (potri info {info})")
+    # potri fills the upper triangle only.
+    inverse = np.triu(inverse) + np.triu(inverse, 1).T
+    weights = inverse / -np.diag(inverse)[np.newaxis, :]
+    weights[np.diag_indices_from(weights)] = 0.0
+    return weights.astype(np.float32)
+
+
+def ease_from_gram(
+    gram: ItemGram, params: EASEParams, *, ratings_pdf: pd.DataFrame
+) -> ItemWeightsRecommender:
+    """The served model: weights solved from `gram`, with the rated movies of `ratings_pdf`."""
+    user_ids = np.sort(ratings_pdf["user_id"].unique()).astype(np.int64)
+    shared = assemble_shared(ratings=ratings_pdf, user_ids=user_ids, item_ids=gram.item_ids)
+    return ItemWeightsRecommender(
+        **shared,
+        weights=solve_weights(gram.gram, params.reg_param),
+        input_scale=params.input_scale,
+    )
