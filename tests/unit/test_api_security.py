@@ -273,3 +273,14 @@ def test_the_openapi_document_states_the_rating_rule_and_the_error_bodies(tmp_pa
                 elif status in {"400", "401", "403", "404", "413", "429"}:
                     assert schema == {"$ref": "#/components/schemas/ErrorOut"}
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_the_cli_prints_a_new_key_and_the_entry_that_accepts_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from filmrec.cli import main
+
+    assert main(["api-key", "new", "web"]) == 0
+    out = capsys.readouterr().out
+    key = re.search(r"key \(.*\): (\S+)", out)
+    entry = re.search(r"FILMREC_API_KEYS entry: (\S+)", out)
+    assert key and entry and entry[1].startswith("web:")
+    assert ApiKeyring(parse_keys(entry[1])).identify(key[1]) == "web"
