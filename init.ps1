@@ -30,7 +30,7 @@ $WaitSeconds = 300
 $SecretKeys = @(
     'POSTGRES_PASSWORD', 'APP_DB_PASSWORD', 'MLFLOW_DB_PASSWORD', 'AIRFLOW_DB_PASSWORD',
     'AIRFLOW_ADMIN_PASSWORD', 'AIRFLOW_SECRET_KEY', 'AIRFLOW_JWT_SECRET', 'AIRFLOW_FERNET_KEY',
-    'GRAFANA_ADMIN_PASSWORD'
+    'GRAFANA_ADMIN_PASSWORD', 'FILMREC_API_KEYS'
 )
 
 Set-Location -Path $PSScriptRoot
@@ -108,6 +108,17 @@ function Set-EnvValue([string]$Key, [string]$Value) {
     [System.IO.File]::WriteAllText($EnvFile, $text, (New-Object System.Text.UTF8Encoding $false))
 }
 
+# An API key named admin: its SHA-256 goes to .env, the key itself to var/api-key.
+function New-ApiKeyEntry {
+    $key = New-HexSecret
+    New-Item -ItemType Directory -Force -Path 'var' | Out-Null
+    [System.IO.File]::WriteAllText((Join-Path $PSScriptRoot 'var/api-key'), "$key`n")
+    $sha = [System.Security.Cryptography.SHA256]::Create()
+    $digest = $sha.ComputeHash([System.Text.Encoding]::UTF8.GetBytes($key))
+    $hex = -join ($digest | ForEach-Object { $_.ToString('x2') })
+    return "admin:$hex"
+}
+
 function Initialize-EnvFile {
     $created = $false
     if (Test-Path -Path $EnvFile) {
@@ -120,7 +131,9 @@ function Initialize-EnvFile {
     }
     foreach ($key in $SecretKeys) {
         if (-not (Get-EnvValue $key)) {
-            if ($key -eq 'AIRFLOW_FERNET_KEY') { $value = New-FernetKey } else { $value = New-HexSecret }
+            if ($key -eq 'AIRFLOW_FERNET_KEY') { $value = New-FernetKey }
+            elseif ($key -eq 'FILMREC_API_KEYS') { $value = New-ApiKeyEntry }
+            else { $value = New-HexSecret }
             Set-EnvValue $key $value
             Write-Step "generated $key"
         }

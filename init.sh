@@ -16,7 +16,7 @@ readonly WAIT_SECONDS=300
 readonly SECRET_KEYS=(
     POSTGRES_PASSWORD APP_DB_PASSWORD MLFLOW_DB_PASSWORD AIRFLOW_DB_PASSWORD
     AIRFLOW_ADMIN_PASSWORD AIRFLOW_SECRET_KEY AIRFLOW_JWT_SECRET AIRFLOW_FERNET_KEY
-    GRAFANA_ADMIN_PASSWORD
+    GRAFANA_ADMIN_PASSWORD FILMREC_API_KEYS
 )
 
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -85,6 +85,27 @@ random_fernet_key() {
     fi
 }
 
+# Hex SHA-256 of stdin (what FILMREC_API_KEYS stores instead of the key).
+sha256_hex() {
+    if command -v sha256sum > /dev/null 2>&1; then
+        sha256sum | cut -d' ' -f1
+    elif command -v shasum > /dev/null 2>&1; then
+        shasum -a 256 | cut -d' ' -f1
+    else
+        python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
+    fi
+}
+
+# An API key named admin: its hash goes to .env, the key itself to var/api-key (mode
+# 600, git-ignored), for the client that sends it in X-API-Key.
+generate_api_key() {
+    local key
+    key="$(random_hex)"
+    mkdir -p var
+    (umask 077 && printf '%s\n' "$key" > var/api-key)
+    set_env_value FILMREC_API_KEYS "admin:$(printf '%s' "$key" | sha256_hex)"
+}
+
 # Print the value of KEY in .env (empty when missing).
 env_value() {
     sed -n "s/^$1=//p" .env | tail -n 1
@@ -122,6 +143,9 @@ prepare_env() {
         if [[ -z "$(env_value "$key")" ]]; then
             if [[ "$key" == AIRFLOW_FERNET_KEY ]]; then
                 set_env_value "$key" "$(random_fernet_key)"
+            elif [[ "$key" == FILMREC_API_KEYS ]]; then
+                generate_api_key
+                log "the API key for X-API-Key (writes) is in var/api-key"
             else
                 set_env_value "$key" "$(random_hex)"
             fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
@@ -181,6 +182,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if settings.kafka_bootstrap_servers:
         print(
             f"  Rate:    curl -X POST {base_url}/ratings -H 'Content-Type: application/json' "
+            f"-H 'X-API-Key: {'demo' if not settings.api_keys else '<your key>'}' "
             """-d '{"user_id": 1, "movie_id": 318, "rating": 4.5}'"""
         )
         print("           (the next /recommendations/1 folds it in; `make ingest` lands it in Delta)")
@@ -210,6 +212,23 @@ def cmd_jars(_args: argparse.Namespace, settings: Settings) -> int:
 
     for path in fetch_jars(settings.jars_dir):
         print(path)
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace, _settings: Settings) -> int:
+    """`api-key new NAME`: a fresh key and its FILMREC_API_KEYS entry; `api-key hash`: a key's entry."""
+    from filmrec.serving.api_keys import hash_key, new_key
+
+    if args.action == "new":
+        key = new_key()
+        print(f"key (give it to the client, it is not stored anywhere): {key}")
+    else:
+        # From stdin, not argv: a key on the command line lands in the shell history.
+        key = sys.stdin.readline().strip() if not sys.stdin.isatty() else getpass.getpass("API key: ")
+        if not key:
+            print("no key given", file=sys.stderr)
+            return 2
+    print(f"FILMREC_API_KEYS entry: {args.name}:{hash_key(key)}")
     return 0
 
 
@@ -252,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("jars", help="fetch the Delta and Kafka jars from Maven Central").set_defaults(
         func=cmd_jars
     )
+    api_key = sub.add_parser(
+        "api-key", help="make an API key (new) or hash one (hash, read from stdin) for FILMREC_API_KEYS"
+    )
+    api_key.add_argument("action", choices=["new", "hash"])
+    api_key.add_argument("name", nargs="?", default="client", help="the key's name in FILMREC_API_KEYS")
+    api_key.set_defaults(func=cmd_api_key)
     return parser
 
 

@@ -8,9 +8,45 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+# Settings where an empty value means "off", not "unset" (every other empty variable is
+# ignored): an empty FILMREC_DEMO_API_KEY disables the demo key.
+_EMPTY_MEANS_OFF = frozenset({"demo_api_key"})
+
+
+class _EmptyMeansOffEnv(EnvSettingsSource):
+    """The environment, empty values kept, for the _EMPTY_MEANS_OFF fields only."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name not in _EMPTY_MEANS_OFF:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+class _EmptyMeansOffDotEnv(DotEnvSettingsSource):
+    """.env, empty values kept, for the _EMPTY_MEANS_OFF fields only."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name not in _EMPTY_MEANS_OFF:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        # The base class also copies .env's unknown keys when extra is allowed; only
+        # the fields asked for are wanted here.
+        wanted = _EMPTY_MEANS_OFF | {self.settings_cls.model_fields[name].alias for name in _EMPTY_MEANS_OFF}
+        return {key: value for key, value in super().__call__().items() if key in wanted}
 
 
 class Settings(BaseSettings):
@@ -97,6 +133,49 @@ class Settings(BaseSettings):
     online_state_ttl_seconds: int = Field(default=86_400, ge=60, alias="ONLINE_STATE_TTL_SECONDS")
     # The API's MLflow calls (alias polls, model downloads): fail fast, the poller retries.
     mlflow_request_timeout_seconds: float = Field(default=10.0, gt=0, alias="MLFLOW_REQUEST_TIMEOUT_SECONDS")
+
+    # Security (serving/api_keys.py, rate_limit.py, request_limits.py; threat model in
+    # CONNECTIONS.md). Keys are stored hashed: `name:sha256-hex` entries, comma
+    # separated, several at once so a key can be rotated (`python -m filmrec api-key new`).
+    api_keys: str | None = Field(default=None, alias="FILMREC_API_KEYS")
+    # With no key configured, the embedded default accepts exactly this key; ignored as
+    # soon as FILMREC_API_KEYS is set, disabled when set empty.
+    demo_api_key: str = Field(default="demo", alias="FILMREC_DEMO_API_KEY")
+    # Reads (recommendations, movies, model) are open unless this asks for a key too.
+    api_keys_for_reads: bool = Field(default=False, alias="FILMREC_API_KEYS_FOR_READS")
+    # Per key, for writes: "<count>/<second|minute|hour|day>" (the limits library's
+    # notation); shared by every replica through Redis when REDIS_URL is set.
+    rate_limit: str = Field(default="60/minute", alias="FILMREC_RATE_LIMIT")
+    rate_limit_strategy: Literal["moving-window", "fixed-window"] = Field(
+        default="moving-window", alias="FILMREC_RATE_LIMIT_STRATEGY"
+    )
+    # Request bodies above this answer 413 before any parsing (a rating is ~150 bytes).
+    max_body_bytes: int = Field(default=16_384, ge=256, alias="FILMREC_MAX_BODY_BYTES")
+    # Browser origins allowed to call the API (comma separated); empty: no CORS headers.
+    cors_origins: str | None = Field(default=None, alias="FILMREC_CORS_ORIGINS")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env_file = getattr(dotenv_settings, "env_file", None)
+        return (
+            init_settings,
+            _EmptyMeansOffEnv(settings_cls, env_ignore_empty=False),
+            env_settings,
+            _EmptyMeansOffDotEnv(settings_cls, env_file=env_file, env_ignore_empty=False),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in (self.cors_origins or "").split(",") if origin.strip()]
 
     @field_validator(
         "var_dir",

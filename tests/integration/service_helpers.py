@@ -27,6 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "data" / "ml-latest-small"
 
 
+# The embedded default's API key (no FILMREC_API_KEYS configured): POST /ratings needs it.
+DEMO_KEY = {"X-API-Key": "demo"}
+
+
 def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-def]
     """Settings with every piece of local state under `root` (lakehouse, MLflow, SQLite)."""
     from filmrec.config import Settings

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from filmrec.model.registry import champion_version, configure_mlflow
 from filmrec.serving.app import create_app
-from tests.integration.service_helpers import make_settings
+from tests.integration.service_helpers import DEMO_KEY, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +175,14 @@ def test_a_new_champion_is_swapped_in_without_a_failed_request(trained_root: Pat
 
 
 def test_a_bad_rating_answers_422(client: TestClient) -> None:
-    response = client.post("/ratings", json={"user_id": 1, "movie_id": 1, "rating": 4.2})
+    response = client.post("/ratings", headers=DEMO_KEY, json={"user_id": 1, "movie_id": 1, "rating": 4.2})
     assert response.status_code == 422 and "multiple of 0.5" in response.json()["detail"]
-    response = client.post("/ratings", json={"user_id": 1, "rating": 4.0})
+    response = client.post("/ratings", headers=DEMO_KEY, json={"user_id": 1, "rating": 4.0})
     assert response.status_code == 422 and "movie_id: Field required" in response.json()["detail"]
 
 
 def test_ratings_without_kafka_answer_503(client: TestClient) -> None:
-    response = client.post("/ratings", json={"user_id": 1, "movie_id": 1, "rating": 4.0})
+    response = client.post("/ratings", headers=DEMO_KEY, json={"user_id": 1, "movie_id": 1, "rating": 4.0})
     assert response.status_code == 503 and "KAFKA_BOOTSTRAP_SERVERS" in response.json()["detail"]
 
 
@@ -190,7 +190,7 @@ def test_ratings_with_the_broker_down_answer_503_quickly(trained_root: Path) -> 
     settings = make_settings(trained_root, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{_free_port()}")
     with TestClient(create_app(settings)) as down:
         # The publish timeout bounds the wait; a hang would trip the test timeout instead.
-        response = down.post("/ratings", json={"user_id": 1, "movie_id": 1, "rating": 4.0})
+        response = down.post("/ratings", headers=DEMO_KEY, json={"user_id": 1, "movie_id": 1, "rating": 4.0})
         assert response.status_code == 503 and "Kafka did not take the rating" in response.json()["detail"]
         failures = re.search(r"^filmrec_kafka_publish_failures_total (\S+)$", down.get("/metrics").text, re.M)
         assert failures is not None and float(failures[1]) >= 1

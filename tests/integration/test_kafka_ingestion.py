@@ -28,7 +28,7 @@ from filmrec.ingestion.kafka_ingest import EXIT_CHECKPOINT_BUSY, checkpoint_dir,
 from filmrec.ingestion.replay import replay
 from filmrec.ingestion.topics import ensure_topic
 from filmrec.lakehouse.tables import LakehouseTables, read_table, table_version
-from tests.integration.service_helpers import publish
+from tests.integration.service_helpers import DEMO_KEY, publish
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -454,7 +454,7 @@ def test_a_rating_posted_to_the_api_reaches_delta(streaming_spark, kafka_setting
     settings = kafka_settings.model_copy(update={"var_dir": tmp_path / "var"})
     ensure_topic(settings)  # kafka-init's job on the platform
     with TestClient(create_app(settings)) as api:
-        response = api.post("/ratings", json={"user_id": 7, "movie_id": 31, "rating": 4.5})
+        response = api.post("/ratings", headers=DEMO_KEY, json={"user_id": 7, "movie_id": 31, "rating": 4.5})
     assert response.status_code == 202, response.text
     event_id = response.json()["event_id"]
 

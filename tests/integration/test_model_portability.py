@@ -84,7 +84,8 @@ def test_the_api_process_never_imports_the_jvm_side(trained_root: Path) -> None:
             assert client.get("/movies/1/similar").status_code == 200
             assert client.get("/ready").status_code == 200
             client.get("/metrics")
-            client.post("/ratings", json={"user_id": 1, "movie_id": 1, "rating": 4.0})
+            rating = {"user_id": 1, "movie_id": 1, "rating": 4.0}
+            client.post("/ratings", headers={"X-API-Key": "demo"}, json=rating)
         import mlflow.types.schema
         assert mlflow.types.schema.HAS_PYSPARK is False
         jvm = sorted(m for m in sys.modules if m.split(".")[0] in {"pyspark", "py4j", "delta", "airflow"})

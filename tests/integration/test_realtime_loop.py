@@ -28,7 +28,7 @@ from filmrec.serving.app import create_app
 from filmrec.serving.model_holder import ModelHolder
 from filmrec.serving.online_state import InProcessOnlineState, RedisOnlineState
 from filmrec.serving.rating_stream import RatingStreamConsumer
-from tests.integration.service_helpers import make_settings, wait_for
+from tests.integration.service_helpers import DEMO_KEY, make_settings, wait_for
 
 NEW_USER = 900_001
 # Bounded waits: the loop's promise is seconds; the bound leaves room for a busy CI box.
@@ -77,7 +77,7 @@ def test_a_posted_rating_leaves_the_next_list_and_moves_it(api: TestClient) -> N
     before, body = top_ids(api, 1)
     assert body["strategy"] == "model"
     rated = before[0]
-    response = api.post("/ratings", json={"user_id": 1, "movie_id": rated, "rating": 5.0})
+    response = api.post("/ratings", headers=DEMO_KEY, json={"user_id": 1, "movie_id": rated, "rating": 5.0})
     assert response.status_code == 202
     after, body = list_without(api, 1, rated, "the rated movie to leave the list")
     assert body["strategy"] == "fold-in"
@@ -90,7 +90,9 @@ def test_a_new_user_with_five_ratings_is_folded_in(api: TestClient) -> None:
     rated = popular[:5]
     for movie_id in rated:
         assert (
-            api.post("/ratings", json={"user_id": NEW_USER, "movie_id": movie_id, "rating": 4.0}).status_code
+            api.post(
+                "/ratings", headers=DEMO_KEY, json={"user_id": NEW_USER, "movie_id": movie_id, "rating": 4.0}
+            ).status_code
             == 202
         )
     after, body = top_ids(api, NEW_USER)
@@ -158,7 +160,9 @@ def test_two_api_processes_share_the_online_state_in_redis(
         with TestClient(create_app(settings)) as local:
             before, _ = top_ids(remote, 3)
             assert (
-                local.post("/ratings", json={"user_id": 3, "movie_id": before[0], "rating": 5.0}).status_code
+                local.post(
+                    "/ratings", headers=DEMO_KEY, json={"user_id": 3, "movie_id": before[0], "rating": 5.0}
+                ).status_code
                 == 202
             )
             _ids, body = list_without(remote, 3, before[0], "the other process to see the rating")
@@ -166,7 +170,7 @@ def test_two_api_processes_share_the_online_state_in_redis(
             # And the other way round, for a user neither process has cached.
             assert (
                 remote.post(
-                    "/ratings", json={"user_id": NEW_USER + 3, "movie_id": 1, "rating": 4.0}
+                    "/ratings", headers=DEMO_KEY, json={"user_id": NEW_USER + 3, "movie_id": 1, "rating": 4.0}
                 ).status_code
                 == 202
             )

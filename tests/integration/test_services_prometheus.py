@@ -20,7 +20,7 @@ from filmrec.ingestion.ingest_status import RunState, RunStatus
 from filmrec.ingestion.topics import ensure_topic
 from filmrec.serving.app import create_app
 from tests.conftest import require
-from tests.integration.service_helpers import ServerThread, wait_for
+from tests.integration.service_helpers import DEMO_KEY, ServerThread, wait_for
 from tests.static.grafana_queries import API_METRICS, HISTOGRAMS, panel_queries
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ def _traffic(api: str, users: list[int]) -> None:
     with httpx.Client(base_url=api, timeout=10) as client:
         # A rating, then that user's list: the real-time loop's series get data.
         rating = {"user_id": users[0], "movie_id": 1 + users[0], "rating": 4.0}
-        assert client.post("/ratings", json=rating).status_code == 202
+        assert client.post("/ratings", headers=DEMO_KEY, json=rating).status_code == 202
         for user in users:
             assert client.get(f"/recommendations/{user}").status_code == 200  # model, then cache
             assert client.get(f"/recommendations/{user}").status_code == 200

@@ -127,7 +127,10 @@ def load_compose(env: Mapping[str, str]) -> dict[str, Any]:
 
 def filled_env(env: Mapping[str, str]) -> dict[str, str]:
     """The .env.example values with every empty secret given a dummy value, as init.sh would."""
-    return {key: value or f"test-{key.lower()}" for key, value in env.items()}
+    filled = {key: value or f"test-{key.lower()}" for key, value in env.items()}
+    if not env.get("FILMREC_API_KEYS"):  # a well-formed entry, as init.sh writes it: admin:sha256("test")
+        filled["FILMREC_API_KEYS"] = "admin:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    return filled
 
 
 def service_environment(service: Mapping[str, Any]) -> dict[str, str]:

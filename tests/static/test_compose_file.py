@@ -50,6 +50,7 @@ SECRETS = {
     "AIRFLOW_JWT_SECRET",
     "AIRFLOW_FERNET_KEY",
     "GRAFANA_ADMIN_PASSWORD",
+    "FILMREC_API_KEYS",
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
 SPARK_SERVICES = {"spark-master", "spark-worker"}
@@ -81,6 +82,13 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         "SCORING_THREADS",
         "ONLINE_STATE_ENABLED",
         "ONLINE_STATE_TTL_SECONDS",
+        "FILMREC_API_KEYS",
+        "FILMREC_DEMO_API_KEY",
+        "FILMREC_API_KEYS_FOR_READS",
+        "FILMREC_RATE_LIMIT",
+        "FILMREC_RATE_LIMIT_STRATEGY",
+        "FILMREC_MAX_BODY_BYTES",
+        "FILMREC_CORS_ORIGINS",
     },
     **dict.fromkeys(
         AIRFLOW_SERVICES,
@@ -107,6 +115,10 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         _SHARED | _MODEL | _SPARK | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS", "SPARK_LOCAL_IP"},
     ),
 }
+
+# Settings a service gets that may rightly be empty: empty means "off" (no CORS origin;
+# the demo key disabled, FILMREC_API_KEYS being required).
+MAY_BE_EMPTY = {"FILMREC_CORS_ORIGINS", "FILMREC_DEMO_API_KEY"}
 
 # Container ports of the platform (the same numbers are published on the host).
 CONTAINER_PORTS = {
@@ -266,7 +278,8 @@ def test_every_setting_is_assigned_to_a_service() -> None:
 @pytest.mark.parametrize("service_name", sorted(NEEDED_SETTINGS))
 def test_services_get_the_settings_they_need(services: dict[str, dict[str, Any]], service_name: str) -> None:
     environment = service_environment(services[service_name])
-    missing = NEEDED_SETTINGS[service_name] - {key for key, value in environment.items() if value}
+    given = {key for key, value in environment.items() if value or key in MAY_BE_EMPTY}
+    missing = NEEDED_SETTINGS[service_name] - given
     assert not missing, f"{service_name} lacks {sorted(missing)}"
 
 
@@ -399,3 +412,16 @@ def test_override_example_is_valid_compose() -> None:
     override = yaml.safe_load((ROOT / "docker-compose.override.yml.example").read_text(encoding="utf-8"))
     jsonschema.validate(override, schema, cls=jsonschema.Draft7Validator)
     assert set(override["services"]) <= set(load_compose_raw()["services"])
+
+
+def test_the_api_has_real_keys_and_no_demo_key(services: dict[str, dict[str, Any]]) -> None:
+    from filmrec.config import Settings
+    from filmrec.serving.api_keys import ApiKeyring
+
+    environment = service_environment(services["api"])
+    assert environment["FILMREC_DEMO_API_KEY"] == ""
+    # What the API would accept with the example's values (the key filled in by the fixture).
+    keyring = ApiKeyring.from_settings(
+        Settings(_env_file=None, FILMREC_API_KEYS=environment["FILMREC_API_KEYS"], FILMREC_DEMO_API_KEY="")
+    )
+    assert keyring.keys and not keyring.demo and keyring.identify("demo") is None

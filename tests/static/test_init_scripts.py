@@ -74,3 +74,17 @@ def test_powershell_script_mirrors_the_shell_script() -> None:
         "docker compose up -d",
     ):
         assert expected in text
+
+
+def test_the_generated_api_key_matches_its_hashed_entry(tmp_path: Path) -> None:
+    from filmrec.serving.api_keys import ApiKeyring, parse_keys
+
+    for name in ("init.sh", ".env.example"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    assert run_prepare(tmp_path).returncode == 0
+    entry = parse_dotenv((tmp_path / ".env").read_text(encoding="utf-8"))["FILMREC_API_KEYS"]
+    key_file = tmp_path / "var" / "api-key"
+    assert key_file.stat().st_mode & 0o077 == 0, "the plain key must not be readable by others"
+    key = key_file.read_text(encoding="utf-8").strip()
+    assert key not in entry  # .env holds the hash only
+    assert ApiKeyring(parse_keys(entry)).identify(key) == "admin"

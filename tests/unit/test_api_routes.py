@@ -29,6 +29,9 @@ from filmrec.serving.schemas import RatingIn
 from tests.recommender_contract import GROUPS, tiny_matrix
 from tests.reference_als import reference_model
 
+# The embedded default's key: these settings configure no FILMREC_API_KEYS.
+DEMO_KEY = {"X-API-Key": "demo"}
+
 
 class FakeMovies(MovieLookup):
     """Titles for the tiny matrix's items; `down` makes every lookup fail like a dead database."""
@@ -131,7 +134,9 @@ def test_recommendations_are_titled_unseen_and_then_cached(client: TestClient) -
 
 def test_a_posted_rating_is_folded_in_and_never_recommended_back(client: TestClient) -> None:
     before = ids(client.get("/recommendations/1", params={"k": 2}).json())
-    posted = client.post("/ratings", json={"user_id": 1, "movie_id": before[0], "rating": 5})
+    posted = client.post(
+        "/ratings", headers=DEMO_KEY, json={"user_id": 1, "movie_id": before[0], "rating": 5}
+    )
     assert posted.status_code == 202 and posted.json()["status"] == "accepted"
     after = client.get("/recommendations/1", params={"k": 2}).json()
     assert after["strategy"] == "fold-in" and after["source"] == "model"  # a new key: not the cached list
@@ -142,7 +147,10 @@ def test_a_new_user_gets_popular_then_fold_in(client: TestClient) -> None:
     assert client.get("/recommendations/5000").json()["strategy"] == "popular"
     for movie in GROUPS["B"][:3]:
         assert (
-            client.post("/ratings", json={"user_id": 5000, "movie_id": movie, "rating": 5}).status_code == 202
+            client.post(
+                "/ratings", headers=DEMO_KEY, json={"user_id": 5000, "movie_id": movie, "rating": 5}
+            ).status_code
+            == 202
         )
     body = client.get("/recommendations/5000", params={"k": 3}).json()
     assert body["strategy"] == "fold-in" and set(ids(body)) == set(GROUPS["B"][3:])
@@ -169,7 +177,7 @@ def test_ratings_answer_503_with_the_reason_when_kafka_is_down(
     client: TestClient, intake: FakeIntake
 ) -> None:
     intake.kafka_down = True
-    response = client.post("/ratings", json={"user_id": 1, "movie_id": 101, "rating": 4.5})
+    response = client.post("/ratings", headers=DEMO_KEY, json={"user_id": 1, "movie_id": 101, "rating": 4.5})
     assert response.status_code == 503 and "Kafka did not take the rating" in response.json()["detail"]
 
 
@@ -183,7 +191,7 @@ def test_ratings_answer_503_with_the_reason_when_kafka_is_down(
     ],
 )
 def test_bad_ratings_answer_422_naming_the_field(client: TestClient, payload: dict, needle: str) -> None:  # type: ignore[type-arg]
-    response = client.post("/ratings", json=payload)
+    response = client.post("/ratings", headers=DEMO_KEY, json=payload)
     assert response.status_code == 422 and needle in response.json()["detail"]
 
 

@@ -9,29 +9,34 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmrec import __version__
 from filmrec.config import Settings, get_settings
 from filmrec.metadata.store import MovieStore
-from filmrec.serving import metrics
+from filmrec.serving import metrics, responses
+from filmrec.serving.api_keys import HEADER, ApiKeyring
 from filmrec.serving.cache import build_cache
+from filmrec.serving.deps import require_read_key
 from filmrec.serving.health_checks import ReadinessProbe
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.model_holder import ChampionLoader, ModelHolder, fail_fast_mlflow_http
 from filmrec.serving.movie_lookup import MovieLookup
 from filmrec.serving.online_state import VisibilityTracker, build_online_state, prune_contained
+from filmrec.serving.rate_limit import KeyRateLimiter
 from filmrec.serving.rating_intake import RatingIntake
 from filmrec.serving.rating_stream import RatingStreamConsumer
 from filmrec.serving.recommendations import RecommendationService
+from filmrec.serving.request_limits import BodySizeLimitMiddleware
 from filmrec.serving.routers import health, model, movies, ratings, recommendations
 from filmrec.serving.state import AppState
 
@@ -197,6 +202,37 @@ def _field_name(location: tuple[object, ...]) -> str:
     return ".".join(str(part) for part in location if part not in ("path", "query", "body")) or "request"
 
 
+def _json_safe(value: object) -> object:
+    """A pydantic error's `input`/`ctx` value as JSON: the raw body may be bytes that are
+    not UTF-8, and a validator's ctx holds the exception it raised."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return str(value)
+
+
+def validation_error_body(errors: Sequence[Any]) -> dict[str, object]:
+    """The 422 body, as schemas.ValidationErrorOut documents it."""
+    problems = [f"{_field_name(tuple(item['loc']))}: {item['msg']}" for item in errors]
+    items = []
+    for item in errors:
+        entry = {
+            "loc": [part if isinstance(part, int) else str(part) for part in item["loc"]],
+            "msg": str(item["msg"]),
+            "type": str(item["type"]),
+            "input": _json_safe(item.get("input")),
+        }
+        if item.get("ctx") is not None:
+            entry["ctx"] = _json_safe(item["ctx"])
+        items.append(entry)
+    return {"detail": "; ".join(problems) or "invalid request", "errors": items}
+
+
 def create_served_app() -> FastAPI:
     """The app of a serving process (the image, `filmrec serve`, the native stack, the bench):
     the JVM side is refused first, then the app is built from the environment."""
@@ -231,16 +267,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Movie recommendations from an ALS model trained on the Delta lakehouse.",
         lifespan=lifespan,
     )
+    # Built here, not in the lifespan: neither needs a running service (the Redis
+    # client connects on first use), and a malformed key list or limit fails at once.
+    app.state.keyring = ApiKeyring.from_settings(settings)
+    app.state.write_limiter = KeyRateLimiter.from_settings(settings)
+    if app.state.keyring.demo:
+        log.warning("no FILMREC_API_KEYS configured: writes accept the demo key only (%s: demo)", HEADER)
+
+    # Outermost last: CORS headers go on every answer (413s included), the metrics see
+    # the 413s, and the size check runs before anything reads the body.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", HEADER],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [f"{_field_name(item['loc'])}: {item['msg']}" for item in error.errors()]
-        return JSONResponse(
-            status_code=422,
-            content={"detail": "; ".join(problems), "errors": jsonable_encoder(error.errors())},
-        )
+        return JSONResponse(status_code=422, content=validation_error_body(error.errors()))
 
-    for router in (recommendations.router, movies.router, ratings.router, model.router, health.router):
+    # Reads are open unless FILMREC_API_KEYS_FOR_READS: then the read routers need a key
+    # (without the rate limit of writes), and the OpenAPI document says so.
+    keyed_reads = settings.api_keys_for_reads
+    for router in (recommendations.router, movies.router, model.router):
+        app.include_router(
+            router,
+            dependencies=[Depends(require_read_key)] if keyed_reads else None,
+            responses=responses.AUTH if keyed_reads else None,
+        )
+    for router in (ratings.router, health.router):
         app.include_router(router)
     return app

@@ -49,6 +49,18 @@ DEPENDENCY_LATENCY = Gauge(
     "filmrec_dependency_check_seconds", "How long the last /ready check of a dependency took", ["dependency"]
 )
 
+# Security: API keys, per-key rate limits, request size (serving/api_keys.py, rate_limit.py).
+AUTH_FAILURES = Counter(
+    "filmrec_auth_failures", "Requests refused for their API key, by reason (missing, invalid)", ["reason"]
+)
+RATE_LIMITED = Counter(
+    "filmrec_rate_limited", "Requests refused with 429 by the per-key rate limit", ["scope"]
+)
+RATE_LIMIT_ERRORS = Counter(
+    "filmrec_rate_limit_errors", "Rate limit checks that could not reach their storage (request let through)"
+)
+BODY_TOO_LARGE = Counter("filmrec_request_body_too_large", "Requests refused with 413 for their body size")
+
 # The real-time loop: the API's consumer of the ratings topic and fold-in scoring.
 ONLINE_EVENTS = Counter(
     "filmrec_online_events",

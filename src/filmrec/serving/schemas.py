@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from filmrec.ingestion.contract import PositiveId, Rating
+from filmrec.ingestion.contract import RATING_MAX, RATING_MIN, RATING_STEP, PositiveId, Rating
+
+# The contract's rule (ingestion/contract.py validates it) stated in the OpenAPI document,
+# so clients and the fuzzer see the range and the half steps the server enforces.
+DocumentedRating = Annotated[
+    Rating,
+    Field(
+        description=f"{RATING_MIN} to {RATING_MAX} stars in steps of {RATING_STEP}",
+        json_schema_extra={"minimum": RATING_MIN, "maximum": RATING_MAX, "multipleOf": RATING_STEP},
+    ),
+]
 
 
 class MovieOut(BaseModel):
@@ -80,7 +90,7 @@ class RatingIn(BaseModel):
 
     user_id: PositiveId
     movie_id: PositiveId
-    rating: Rating
+    rating: DocumentedRating
     rated_at: datetime | None = None
     event_id: uuid.UUID | None = None
 
@@ -95,4 +105,27 @@ class RatingAcceptedOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    detail: str | list[dict[str, object]] = Field(description="What was wrong with the request")
+    """Every error but 422: what went wrong, in a sentence."""
+
+    detail: str = Field(description="What went wrong, for a human")
+
+
+class ValidationErrorItemOut(BaseModel):
+    """One problem with the request, as pydantic reports it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int] = Field(description="Where: ['query', 'k'], ['body', 'rating'], ...")
+    msg: str
+    type: str = Field(description="pydantic's error type, e.g. less_than_equal")
+    input: Any = Field(default=None, description="The value that was rejected")
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrorOut(BaseModel):
+    """422: every problem of the request, in one line and one by one."""
+
+    detail: str = Field(
+        description="Every problem in one line, e.g. `k: Input should be less than or equal to 100`"
+    )
+    errors: list[ValidationErrorItemOut]

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from filmrec.serving import responses
 from filmrec.serving.deps import ModelDep
 from filmrec.serving.schemas import ModelOut
 
 router = APIRouter(prefix="/model", tags=["model"])
 
 
-@router.get("", response_model=ModelOut)
+@router.get("", response_model=ModelOut, responses=responses.NO_MODEL)
 def get_model_info(model: ModelDep) -> ModelOut:
     return ModelOut(
         name=model.name,

@@ -5,9 +5,10 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from filmrec.serving import responses
 from filmrec.serving.deps import ModelDep, MoviesDep, RecommendationsDep
 from filmrec.serving.movie_lookup import MetadataUnavailableError
-from filmrec.serving.schemas import ErrorOut, MovieOut, SimilarMoviesOut
+from filmrec.serving.schemas import MovieOut, SimilarMoviesOut
 
 router = APIRouter(prefix="/movies", tags=["movies"])
 
@@ -18,7 +19,7 @@ TopK = Annotated[int, Query(ge=1, le=100, description="How many movies to return
 @router.get(
     "/{movie_id}",
     response_model=MovieOut,
-    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={**responses.NOT_FOUND, **responses.INVALID, **responses.UNAVAILABLE},
 )
 async def get_movie(movie_id: MovieId, movies: MoviesDep) -> MovieOut:
     """Title, year and genres of one movie."""
@@ -34,7 +35,7 @@ async def get_movie(movie_id: MovieId, movies: MoviesDep) -> MovieOut:
 @router.get(
     "/{movie_id}/similar",
     response_model=SimilarMoviesOut,
-    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={**responses.NOT_FOUND, **responses.INVALID, **responses.UNAVAILABLE},
 )
 async def get_similar_movies(
     movie_id: MovieId, service: RecommendationsDep, model: ModelDep, k: TopK = 10

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from filmrec.serving.deps import RatingIntakeDep
+from filmrec.serving import responses
+from filmrec.serving.deps import RatingIntakeDep, WriteKeyDep
 from filmrec.serving.rating_intake import RatingsUnavailableError
-from filmrec.serving.schemas import ErrorOut, RatingAcceptedOut, RatingIn
+from filmrec.serving.schemas import RatingAcceptedOut, RatingIn
 
 router = APIRouter(prefix="/ratings", tags=["ratings"])
 
@@ -13,11 +14,18 @@ router = APIRouter(prefix="/ratings", tags=["ratings"])
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RatingAcceptedOut,
-    responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={
+        **responses.AUTH,
+        **responses.UNREADABLE_BODY,
+        **responses.TOO_LARGE,
+        **responses.INVALID,
+        **responses.RATE_LIMITED,
+        **responses.KAFKA_UNAVAILABLE,
+    },
 )
-def post_rating(rating: RatingIn, intake: RatingIntakeDep) -> RatingAcceptedOut:
+def post_rating(_caller: WriteKeyDep, rating: RatingIn, intake: RatingIntakeDep) -> RatingAcceptedOut:
     """Validate one rating and publish it to Kafka: the user's next recommendations fold
-    it in, and it reaches Delta on the next ingestion."""
+    it in, and it reaches Delta on the next ingestion. Needs an API key (X-API-Key)."""
     try:
         event = intake.accept(rating)
     except RatingsUnavailableError as error:

@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from filmrec.serving import responses
 from filmrec.serving.deps import ModelDep, RecommendationsDep
-from filmrec.serving.schemas import ErrorOut, RecommendationsOut
+from filmrec.serving.schemas import RecommendationsOut
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
@@ -16,7 +17,7 @@ TopK = Annotated[int, Query(ge=1, le=100, description="How many movies to return
 @router.get(
     "/{user_id}",
     response_model=RecommendationsOut,
-    responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={**responses.INVALID, **responses.NO_MODEL},
 )
 async def get_recommendations(
     user_id: UserId, service: RecommendationsDep, model: ModelDep, k: TopK = 10

@@ -1,0 +1,48 @@
+"""The error responses each operation documents (FastAPI `responses=`), one place.
+
+The OpenAPI document must state every answer the server gives, with the body it
+gives: the contract test fuzzes the API against it (tests/integration/
+test_api_contract_fuzz.py). Bodies are ErrorOut, and ValidationErrorOut for 422.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from filmrec.serving.api_keys import HEADER
+from filmrec.serving.schemas import ErrorOut, ValidationErrorOut
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def error(status: int, description: str, **extra: Any) -> Responses:
+    return {status: {"model": ErrorOut, "description": description, **extra}}
+
+
+NOT_FOUND = error(404, "Unknown movie")
+INVALID: Responses = {
+    422: {
+        "model": ValidationErrorOut,
+        "description": "Invalid input: `detail` says what is wrong, `errors` lists each problem",
+    }
+}
+UNAVAILABLE = error(503, "A dependency this answer needs is unavailable; `detail` says which")
+NO_MODEL = error(503, "No model is loaded yet")
+AUTH: Responses = {
+    **error(401, f"No API key: send one in the {HEADER} header"),
+    **error(403, "The API key is not one of the configured keys"),
+}
+TOO_LARGE = error(413, "The request body is larger than FILMREC_MAX_BODY_BYTES")
+# FastAPI's own answer to a body it cannot decode at all (not UTF-8 JSON).
+UNREADABLE_BODY = error(400, "The request body could not be decoded")
+RATE_LIMITED = error(
+    429,
+    "This API key's rate limit (FILMREC_RATE_LIMIT) is used up",
+    headers={
+        "Retry-After": {
+            "description": "Seconds until the key may send again",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+)
+KAFKA_UNAVAILABLE = error(503, "Kafka is not configured (KAFKA_BOOTSTRAP_SERVERS) or did not take the rating")

@@ -1,0 +1,120 @@
+"""The fuzzed contract: schemathesis against the real API (a trained model, a real server).
+
+Every operation of the OpenAPI document gets its examples, the coverage phase's
+boundary and negative cases, and property-based fuzzing, with a configured API key
+in X-API-Key. The run must find no server error and no response that breaks the
+document (schema, status code, content type, headers): the document states every
+answer the server gives.
+
+The only 5xx allowed is POST /ratings' documented 503: this API runs the embedded
+default, without Kafka, where a rating cannot be accepted (503, with a message).
+Examples per operation are bounded to keep the run within about two minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.processes import free_port
+from filmrec.serving.api_keys import hash_key, new_key
+from filmrec.serving.app import create_app
+from tests.integration.service_helpers import ServerThread, make_settings
+
+MAX_EXAMPLES = 30
+CHECKS = (
+    "not_a_server_error",
+    "response_schema_conformance",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+)
+
+
+@pytest.fixture(scope="module")
+def fuzzed_api(trained_root: Path) -> Iterator[tuple[str, str]]:
+    key = new_key()
+    settings = make_settings(
+        trained_root,
+        FILMREC_API_KEYS=f"fuzzer:{hash_key(key)}",
+        # The fuzzer's writes are not the limiter's test: stay under it.
+        FILMREC_RATE_LIMIT="100000/minute",
+    )
+    with ServerThread(create_app(settings), free_port()) as server:
+        yield server.url, key
+
+
+def _config(key: str) -> Any:
+    import schemathesis
+
+    return schemathesis.Config.from_dict(
+        {
+            "seed": 13,
+            "headers": {"X-API-Key": key},
+            "request-timeout": 10,
+            "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
+            "phases": {
+                "examples": {"enabled": True},
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": True},
+                # A GET-mostly API with one write and no links between operations:
+                # stateful sequences would add time, not coverage.
+                "stateful": {"enabled": False},
+            },
+            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+            "operations": [
+                {
+                    "include-path": "/ratings",
+                    "include-method": "POST",
+                    "checks": {"not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", 503]}},
+                }
+            ],
+        }
+    )
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed_api: tuple[str, str]) -> None:
+    import schemathesis
+    from schemathesis.engine import Status, events, from_schema
+
+    url, key = fuzzed_api
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=_config(key))
+    operations = {result.ok().label for result in schema.get_all_operations()}
+    assert {
+        "GET /recommendations/{user_id}",
+        "GET /movies/{movie_id}",
+        "GET /movies/{movie_id}/similar",
+        "POST /ratings",
+        "GET /model",
+        "GET /health",
+        "GET /ready",
+    } <= operations
+
+    failures: list[str] = []
+    errors: list[str] = []
+    tested: set[str] = set()
+    statuses: set[int] = set()
+    for event in from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            if event.label:
+                tested.add(event.label)
+            for interaction in event.recorder.interactions.values():
+                if interaction.response is not None:
+                    statuses.add(interaction.response.status_code)
+            for checks in event.recorder.checks.values():
+                for check in checks:
+                    if check.status == Status.FAILURE and check.failure_info is not None:
+                        failure = check.failure_info.failure
+                        failures.append(
+                            f"{event.label}: {check.name}: {failure.title}: {failure.message}"[:600]
+                        )
+        elif isinstance(event, events.NonFatalError | events.FatalError):
+            errors.append(str(getattr(event, "info", event))[:600])
+
+    assert not errors, errors
+    assert not failures, "\n".join(sorted(set(failures)))
+    assert operations <= tested, operations - tested
+    assert 200 in statuses and 422 in statuses  # the run reached the model and the validation
