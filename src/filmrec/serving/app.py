@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmrec import __version__
@@ -32,7 +33,7 @@ from filmrec.serving.online_state import VisibilityTracker, build_online_state, 
 from filmrec.serving.rating_intake import RatingIntake
 from filmrec.serving.rating_stream import RatingStreamConsumer
 from filmrec.serving.recommendations import RecommendationService
-from filmrec.serving.routers import health, model, movies, ratings, recommendations
+from filmrec.serving.routers import health, model, movies, ratings, recommendations, web
 from filmrec.serving.state import AppState
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name in mlflow_env:
             os.environ.pop(name, None)
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI with /docs and /redoc served from assets in its wheel,
+    # not a CDN, so the docs work on a machine without internet.
+    app = FastAPIOffline(
         title="filmrec",
         version=__version__,
         description="Movie recommendations from an ALS model trained on the Delta lakehouse.",
@@ -241,6 +244,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             content={"detail": "; ".join(problems), "errors": jsonable_encoder(error.errors())},
         )
 
-    for router in (recommendations.router, movies.router, ratings.router, model.router, health.router):
+    for router in (
+        recommendations.router,
+        movies.router,
+        ratings.router,
+        model.router,
+        health.router,
+        web.router,
+    ):
         app.include_router(router)
+    web.mount_assets(app)
     return app
