@@ -51,7 +51,13 @@ SECRETS = {
     "AIRFLOW_FERNET_KEY",
     "GRAFANA_ADMIN_PASSWORD",
 }
-AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+}
 SPARK_SERVICES = {"spark-master", "spark-worker"}
 # Spark drivers that run as services of their own (long-lived streaming queries).
 STREAMING_SERVICES = {"ratings-stream"}
