@@ -24,6 +24,7 @@ from filmrec import __version__
 from filmrec.config import Settings, get_settings
 from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics
+from filmrec.serving.api_docs import add_redoc
 from filmrec.serving.cache import build_cache
 from filmrec.serving.health_checks import ReadinessProbe
 from filmrec.serving.loaded_model import LoadedModel
@@ -226,9 +227,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name in mlflow_env:
             os.environ.pop(name, None)
 
-    # FastAPIOffline: FastAPI with /docs and /redoc served from assets in its wheel,
-    # not a CDN, so the docs work on a machine without internet.
+    # FastAPIOffline: FastAPI with /docs served from assets in its wheel, not a CDN, so
+    # the docs work on a machine without internet; /redoc is api_docs.add_redoc's.
     app = FastAPIOffline(
+        redoc_url=None,
         title="filmrec",
         version=__version__,
         description="Movie recommendations from an ALS model trained on the Delta lakehouse.",
@@ -254,4 +256,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     web.mount_assets(app)
+    add_redoc(app)
     return app
