@@ -299,7 +299,7 @@ def check_airflow(config: Config) -> str:
     health = http_json(config.url("airflow", "/api/v2/monitor/health"), config.timeout)
     statuses = {
         component: (health.get(component) or {}).get("status")
-        for component in ("metadatabase", "scheduler", "dag_processor")
+        for component in ("metadatabase", "scheduler", "triggerer", "dag_processor")
     }
     unhealthy = [
         f"{component} {status}"

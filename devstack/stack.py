@@ -15,7 +15,8 @@
 | ZooKeeper, Kafka        | Maven Central jars (streaming.broker) | 2181, 9092 |
 | Spark master + worker   | the pyspark distribution     | 7077, 8081, 8082  |
 | Airflow api-server,     | PyPI, the project venv       | 8080              |
-| scheduler, dag-processor|                              |                   |
+| scheduler, dag-processor,|                             |                   |
+| triggerer               |                              |                   |
 | the API                 | `uvicorn main:app` (api/)    | 8000              |
 | ratings-stream (opt-in) | spark-submit of spark/jobs/ingest_ratings.py --continuous | none |
 
@@ -497,10 +498,11 @@ class NativeStack:
         )
         return [
             api,
-            # Scheduler and dag-processor have no port of their own: "ours" by pid file, and
-            # ready once the api-server reports their heartbeat healthy.
+            # Scheduler, dag-processor and triggerer have no port of their own: "ours" by pid
+            # file, and ready once the api-server reports their heartbeat healthy.
             daemon("airflow-scheduler", ["scheduler"], component("scheduler"), None),
             daemon("airflow-dag-processor", ["dag-processor"], component("dag_processor"), None),
+            daemon("airflow-triggerer", ["triggerer"], component("triggerer"), None),
         ]
 
     def api(self) -> Daemon:
@@ -587,7 +589,7 @@ class NativeStack:
                 raise StackError(str(error)) from error
         for daemon in daemons:
             if daemon.name != "airflow-api-server" and states.get("airflow-api-server") == "reused":
-                # Someone else's Airflow: its scheduler and dag-processor are theirs too.
+                # Someone else's Airflow: its scheduler, dag-processor and triggerer are theirs too.
                 states[daemon.name] = "reused" if daemon.healthy() else "missing"
             else:
                 states[daemon.name] = daemon.up()

@@ -194,3 +194,16 @@ def test_ratings_with_the_broker_down_answer_503_quickly(trained_root: Path) -> 
         assert response.status_code == 503 and "Kafka did not take the rating" in response.json()["detail"]
         failures = re.search(r"^filmrec_kafka_publish_failures_total (\S+)$", down.get("/metrics").text, re.M)
         assert failures is not None and float(failures[1]) >= 1
+
+
+def test_search_titles_of_the_synced_catalogue(client: TestClient) -> None:
+    toy = client.get("/movies", params={"q": "toy story"}).json()
+    assert [item["title"] for item in toy["items"][:3]] == ["Toy Story", "Toy Story 2", "Toy Story 3"]
+    # Case and accents: "Amélie (Fabuleux destin d'Amélie Poulain, Le)" as typed on any keyboard.
+    for query in ("amelie", "AMÉLIE", "amél"):
+        body = client.get("/movies", params={"q": query}).json()
+        assert body["items"] and body["items"][0]["movie_id"] == 4973, query
+    comedies = client.get("/movies", params={"q": "love", "genre": "Comedy", "limit": 5}).json()
+    assert comedies["total"] > 5 and len(comedies["items"]) == 5
+    assert all("Comedy" in item["genres"] for item in comedies["items"])
+    assert "Comedy" in client.get("/movies/genres").json()["genres"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, func, inspect
 
 from filmrec.metadata.engine import make_engine
 from filmrec.metadata.migrate import current_revision, head_revision, upgrade_database
@@ -35,6 +35,19 @@ def _assert_migrated(url: str) -> None:
         engine.dispose()
 
 
+def _foundation_movies() -> Table:
+    """The movies table as the foundation release's create_all made it (revision 0001's)."""
+    return Table(
+        "movies",
+        MetaData(),
+        Column("movie_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("title", String(512), nullable=False),
+        Column("year", Integer),
+        Column("genres", JSON, nullable=False),
+        Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    )
+
+
 def _empty_sqlite(tmp_path: Path) -> str:
     path = tmp_path / "empty.db"
     path.touch()  # an existing, empty file: what a fresh volume or a prestart step sees
@@ -58,10 +71,15 @@ def test_upgrade_from_empty_database(backend: str, request: pytest.FixtureReques
 def test_adopts_a_foundation_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     url = request.getfixturevalue("fresh_pg_database") if backend == "postgresql" else _empty_sqlite(tmp_path)
     engine = make_engine(url)
-    Base.metadata.tables["movies"].create(engine)  # what create_all made before migrations
+    movies = _foundation_movies()
+    movies.create(engine)  # what create_all made before migrations
+    with engine.begin() as connection:
+        connection.execute(movies.insert().values(movie_id=7, title="Amélie", year=2001, genres=["Comedy"]))
     engine.dispose()
     store = MovieStore.from_url(url)
     store.create_schema()
+    # Revision 0003 normalised the title that was already there: search finds it.
+    assert [movie.movie_id for movie in store.search("amelie", genre=None, limit=5, offset=0).movies] == [7]
     store.engine.dispose()
     _assert_migrated(url)
 

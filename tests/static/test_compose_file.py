@@ -52,7 +52,13 @@ SECRETS = {
     "GRAFANA_ADMIN_PASSWORD",
     "FILMREC_API_KEYS",
 }
-AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+}
 SPARK_SERVICES = {"spark-master", "spark-worker"}
 # Spark drivers that run as services of their own (long-lived streaming queries).
 STREAMING_SERVICES = {"ratings-stream"}

@@ -286,3 +286,53 @@ def test_a_down_scrape_target_fails_prometheus(
     result = tc.run_check("prometheus", config)
     assert not result.healthy
     assert "1/2 targets not up" in result.detail and "connection refused" in result.detail
+
+
+class FakeAirflow(http.server.BaseHTTPRequestHandler):
+    """/api/v2/monitor/health as Airflow 3's api-server answers it."""
+
+    health: ClassVar[dict[str, Any]] = {
+        name: {"status": "healthy"} for name in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    }
+
+    def do_GET(self) -> None:
+        if self.path != "/api/v2/monitor/health":
+            self.send_error(404)
+            return
+        body = json.dumps(self.health).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def airflow_config(tmp_path: Path) -> Iterator[Any]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeAirflow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        values = {"PLATFORM_HOST": "127.0.0.1", "AIRFLOW_PORT": server.server_address[1]}
+        yield tc.Config.load(env_file_with(tmp_path, values), {})
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_airflow_is_healthy_with_every_component(airflow_config: Any) -> None:
+    result = tc.run_check("airflow", airflow_config)
+    assert result.healthy, result.detail
+    assert "triggerer healthy" in result.detail
+
+
+@pytest.mark.parametrize("triggerer", [{"status": "unhealthy"}, {"status": None}, None])
+def test_airflow_without_a_live_triggerer_fails(
+    airflow_config: Any, monkeypatch: pytest.MonkeyPatch, triggerer: dict[str, Any] | None
+) -> None:
+    # None: no triggerer ever ran; deferred tasks would then never resume.
+    monkeypatch.setitem(FakeAirflow.health, "triggerer", triggerer)
+    result = tc.run_check("airflow", airflow_config)
+    assert not result.healthy
+    assert f"triggerer {(triggerer or {}).get('status')}" in result.detail

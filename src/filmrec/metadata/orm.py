@@ -18,10 +18,19 @@ class Base(DeclarativeBase):
 
 class Movie(Base):
     __tablename__ = "movies"
+    # PostgreSQL serves `LIKE 'prefix%'` from a b-tree only with the pattern operator
+    # class (the database's collation may not sort byte-wise); SQLite ignores it.
+    __table_args__ = (
+        Index(
+            "ix_movies_search_title", "search_title", postgresql_ops={"search_title": "varchar_pattern_ops"}
+        ),
+    )
 
     movie_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     title: Mapped[str] = mapped_column(String(512))
     year: Mapped[int | None] = mapped_column(Integer)
+    # The title normalised for search (title_search.normalise_title), written with it.
+    search_title: Mapped[str] = mapped_column(String(512), server_default="")
     # A JSON list keeps one schema for SQLite and PostgreSQL and answers the API in
     # one read; the genres table is the normalised form for queries by genre.
     genres: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -7,13 +7,16 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, delete, select, text, update
+from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from filmrec.metadata.engine import make_engine
 from filmrec.metadata.migrate import upgrade_engine
 from filmrec.metadata.orm import Genre, Link, ModelDeployment, Movie
+from filmrec.metadata.title_search import like_patterns, normalise_title
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,14 @@ class MovieInfo:
     # External ids: written by the sync, not read on the request path.
     imdb_id: str | None = None
     tmdb_id: int | None = None
+
+
+@dataclass(frozen=True)
+class MoviePage:
+    """One page of a search: `total` is how many movies match in all."""
+
+    total: int
+    movies: list[MovieInfo]
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,46 @@ class MovieStore:
         with self._sessions() as session:
             row = session.get(Movie, movie_id)
             return _info(row) if row else None
+
+    def search(self, query: str, *, genre: str | None, limit: int, offset: int) -> MoviePage:
+        """Movies whose title matches `query` (already normalised; "" matches all), best first.
+
+        Ranked in SQL: the exact title, then titles starting with the query, then
+        titles with a word starting with it, then any other substring; alphabetical
+        within a rank. The exact and prefix ranks are what a search box mostly asks for,
+        and the index on search_title (varchar_pattern_ops on PostgreSQL) serves them;
+        a substring cannot use a b-tree, so those rows cost a scan of the one column.
+        """
+        conditions: list[ColumnElement[bool]] = []
+        order: list[ColumnElement[Any]] = []
+        if query:
+            prefix, word, contains = like_patterns(query)
+            conditions.append(Movie.search_title.like(contains))
+            order.append(
+                case(
+                    (Movie.search_title == query, 0),
+                    (Movie.search_title.like(prefix), 1),
+                    (Movie.search_title.like(word), 2),
+                    else_=3,
+                )
+            )
+        if genre:
+            # Genres are few and short: matching them case-insensitively costs nothing.
+            conditions.append(
+                Movie.movie_id.in_(select(Genre.movie_id).where(func.lower(Genre.genre) == genre.lower()))
+            )
+        order += [Movie.search_title.expression, Movie.movie_id.expression]
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(Movie).where(*conditions))
+            rows = session.scalars(
+                select(Movie).where(*conditions).order_by(*order).limit(limit).offset(offset)
+            )
+            return MoviePage(total=int(total or 0), movies=[_info(row) for row in rows])
+
+    def genres(self) -> list[str]:
+        """Every genre some movie has, alphabetically."""
+        with self._sessions() as session:
+            return list(session.scalars(select(Genre.genre).distinct().order_by(Genre.genre)))
 
     def count(self) -> int:
         with self._sessions() as session:
@@ -179,13 +230,30 @@ def _upsert_batch(session: Session, batch: list[MovieInfo]) -> int:
     changed: set[int] = set()
     for movie in batch:
         row = movies.get(movie.movie_id)
+        search_title = normalise_title(movie.title)
         if row is None:
             session.add(
-                Movie(movie_id=movie.movie_id, title=movie.title, year=movie.year, genres=movie.genres)
+                Movie(
+                    movie_id=movie.movie_id,
+                    title=movie.title,
+                    search_title=search_title,
+                    year=movie.year,
+                    genres=movie.genres,
+                )
             )
             changed.add(movie.movie_id)
-        elif (row.title, row.year, list(row.genres or [])) != (movie.title, movie.year, movie.genres):
-            row.title, row.year, row.genres = movie.title, movie.year, movie.genres
+        elif (row.title, row.search_title, row.year, list(row.genres or [])) != (
+            movie.title,
+            search_title,
+            movie.year,
+            movie.genres,
+        ):
+            row.title, row.search_title, row.year, row.genres = (
+                movie.title,
+                search_title,
+                movie.year,
+                movie.genres,
+            )
             changed.add(movie.movie_id)
     session.flush()
     for movie in batch:

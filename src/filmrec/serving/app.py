@@ -18,12 +18,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from filmrec import __version__
 from filmrec.config import Settings, get_settings
 from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics, responses
+from filmrec.serving.api_docs import add_redoc
 from filmrec.serving.api_keys import HEADER, ApiKeyring
 from filmrec.serving.cache import build_cache
 from filmrec.serving.deps import require_read_key
@@ -37,7 +39,7 @@ from filmrec.serving.rating_intake import RatingIntake
 from filmrec.serving.rating_stream import RatingStreamConsumer
 from filmrec.serving.recommendations import RecommendationService
 from filmrec.serving.request_limits import BodySizeLimitMiddleware
-from filmrec.serving.routers import health, model, movies, ratings, recommendations
+from filmrec.serving.routers import health, model, movies, ratings, recommendations, web
 from filmrec.serving.state import AppState
 
 log = logging.getLogger(__name__)
@@ -261,7 +263,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name in mlflow_env:
             os.environ.pop(name, None)
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI with /docs served from assets in its wheel, not a CDN, so
+    # the docs work on a machine without internet; /redoc is api_docs.add_redoc's.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="filmrec",
         version=__version__,
         description="Movie recommendations from an ALS model trained on the Delta lakehouse.",
@@ -301,6 +306,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dependencies=[Depends(require_read_key)] if keyed_reads else None,
             responses=responses.AUTH if keyed_reads else None,
         )
-    for router in (ratings.router, health.router):
+    # The page itself is static and public: it calls the API with the visitor's key.
+    for router in (ratings.router, health.router, web.router):
         app.include_router(router)
+    web.mount_assets(app)
+    add_redoc(app)
     return app

@@ -7,13 +7,16 @@ request at most one fast failure, never its connect timeout.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
-from filmrec.metadata.store import MovieInfo, MovieStore
+from filmrec.metadata.store import MovieInfo, MoviePage, MovieStore
 from filmrec.serving import metrics
 from filmrec.serving.breaker import CircuitBreaker, CircuitOpenError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class MetadataUnavailableError(RuntimeError):
@@ -27,8 +30,19 @@ class MovieLookup:
 
     def get(self, movie_id: int) -> MovieInfo | None:
         """One movie, None if unknown; raises MetadataUnavailableError when the database is down."""
+        return self._required(lambda: self.store.get(movie_id))
+
+    def search(self, query: str, *, genre: str | None, limit: int, offset: int) -> MoviePage:
+        """A page of title matches; raises MetadataUnavailableError when the database is down."""
+        return self._required(lambda: self.store.search(query, genre=genre, limit=limit, offset=offset))
+
+    def genres(self) -> list[str]:
+        return self._required(self.store.genres)
+
+    def _required(self, read: Callable[[], T]) -> T:
+        """`read` through the breaker, for answers that are worthless without the database."""
         try:
-            return self.breaker.call(lambda: self.store.get(movie_id))
+            return self.breaker.call(read)
         except Exception as error:
             self._down(error)
             raise MetadataUnavailableError(

@@ -32,6 +32,21 @@ class ScoredMovieOut(MovieOut):
     score: float
 
 
+class MovieSearchOut(BaseModel):
+    """One page of GET /movies: best matches first, `total` over every page."""
+
+    q: str | None
+    genre: str | None
+    limit: int
+    offset: int
+    total: int
+    items: list[MovieOut]
+
+
+class GenresOut(BaseModel):
+    genres: list[str]
+
+
 class RecommendationsOut(BaseModel):
     user_id: int
     k: int

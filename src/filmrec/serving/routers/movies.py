@@ -1,19 +1,75 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from filmrec.metadata.store import MovieInfo
+from filmrec.metadata.title_search import normalise_title
 from filmrec.serving import responses
 from filmrec.serving.deps import ModelDep, MoviesDep, RecommendationsDep
 from filmrec.serving.movie_lookup import MetadataUnavailableError
-from filmrec.serving.schemas import MovieOut, SimilarMoviesOut
+from filmrec.serving.schemas import GenresOut, MovieOut, MovieSearchOut, SimilarMoviesOut
 
 router = APIRouter(prefix="/movies", tags=["movies"])
 
 MovieId = Annotated[int, Path(gt=0, lt=2**31, description="MovieLens movie id")]
 TopK = Annotated[int, Query(ge=1, le=100, description="How many movies to return")]
+SearchText = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        description="Title words; case and accents do not matter (exact and prefix matches first)",
+    ),
+]
+GenreName = Annotated[str | None, Query(min_length=1, max_length=64, description="Only movies of this genre")]
+PageSize = Annotated[int, Query(ge=1, le=100, description="How many movies per page")]
+# A bound keeps a deep page from costing the database a sort of everything.
+PageStart = Annotated[int, Query(ge=0, le=10_000, description="How many matches to skip")]
+
+
+def _movie_out(movie: MovieInfo) -> MovieOut:
+    return MovieOut(movie_id=movie.movie_id, title=movie.title, year=movie.year, genres=movie.genres)
+
+
+@router.get("", response_model=MovieSearchOut, responses={**responses.INVALID, **responses.UNAVAILABLE})
+async def search_movies(
+    movies: MoviesDep,
+    q: SearchText = None,
+    genre: GenreName = None,
+    limit: PageSize = 20,
+    offset: PageStart = 0,
+) -> MovieSearchOut:
+    """Search titles (in the metadata database), optionally within one genre; paginated."""
+    query = normalise_title(q) if q is not None else ""
+    if q is not None and not query:
+        raise HTTPException(422, detail="q: needs a letter or a digit")
+    search = partial(movies.search, query, genre=genre, limit=limit, offset=offset)
+    try:
+        page = await anyio.to_thread.run_sync(search)
+    except MetadataUnavailableError as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
+    return MovieSearchOut(
+        q=q,
+        genre=genre,
+        limit=limit,
+        offset=offset,
+        total=page.total,
+        items=[_movie_out(m) for m in page.movies],
+    )
+
+
+# Declared before /{movie_id}: "genres" is not a movie id.
+@router.get("/genres", response_model=GenresOut, responses=responses.UNAVAILABLE)
+async def list_genres(movies: MoviesDep) -> GenresOut:
+    """Every genre in the catalogue, for a search filter."""
+    try:
+        return GenresOut(genres=await anyio.to_thread.run_sync(movies.genres))
+    except MetadataUnavailableError as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
 
 
 @router.get(
@@ -29,7 +85,7 @@ async def get_movie(movie_id: MovieId, movies: MoviesDep) -> MovieOut:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
     if movie is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"movie {movie_id} does not exist")
-    return MovieOut(movie_id=movie.movie_id, title=movie.title, year=movie.year, genres=movie.genres)
+    return _movie_out(movie)
 
 
 @router.get(

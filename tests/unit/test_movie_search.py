@@ -1,0 +1,143 @@
+"""GET /movies: title search ranked in SQL (a real SQLite file), through the route.
+
+The store is real (the embedded SQLite default, migrated like the API does it); the
+route gets it through dependency_overrides, so no lifespan and no model are needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from filmrec.config import Settings
+from filmrec.metadata.store import MovieInfo, MovieStore
+from filmrec.metadata.title_search import normalise_title
+from filmrec.serving import deps
+from filmrec.serving.app import create_app
+from filmrec.serving.movie_lookup import MovieLookup
+
+CATALOGUE = [
+    MovieInfo(1, "Stargate", 1994, ["Action", "Sci-Fi"]),
+    MovieInfo(2, "Star Wars: Episode IV - A New Hope", 1977, ["Action", "Sci-Fi"]),
+    MovieInfo(3, "Lone Star", 1996, ["Drama"]),
+    MovieInfo(4, "Superstar", 1999, ["Comedy"]),
+    MovieInfo(5, "Star!", 1968, ["Musical"]),
+    MovieInfo(6, "Dark Star", 1974, ["Comedy", "Sci-Fi"]),
+    MovieInfo(7, "Amélie (Fabuleux destin d'Amélie Poulain, Le)", 2001, ["Comedy", "Romance"]),
+    MovieInfo(8, "American Beauty", 1999, ["Drama", "Romance"]),
+    MovieInfo(9, "Star Trek: First Contact", 1996, ["Sci-Fi"]),
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[MovieStore]:
+    movie_store = MovieStore.from_url(f"sqlite:///{tmp_path / 'movies.db'}")
+    movie_store.create_schema()
+    movie_store.upsert(CATALOGUE)
+    yield movie_store
+    movie_store.engine.dispose()
+
+
+@pytest.fixture
+def client(store: MovieStore, tmp_path: Path) -> TestClient:
+    app = create_app(Settings(_env_file=None, FILMREC_VAR_DIR=tmp_path / "var"))
+    lookup = MovieLookup(store)
+    app.dependency_overrides = {deps.get_movies: lambda: lookup}
+    return TestClient(app)  # no `with`: the lifespan never starts
+
+
+def titles(body: dict) -> list[str]:  # type: ignore[type-arg]
+    return [item["title"] for item in body["items"]]
+
+
+@pytest.mark.parametrize(
+    ("title", "normalised"),
+    [
+        ("Amélie", "amelie"),
+        ("AMÉLIE", "amelie"),
+        ("Monsters, Inc.", "monsters inc"),
+        ("Straße", "strasse"),
+        ("  Star!  Wars_100%  ", "star wars 100"),
+        ("Ночной дозор", "ночнои дозор"),  # letters without an ASCII form stay letters
+    ],
+)
+def test_titles_and_queries_normalise_alike(title: str, normalised: str) -> None:
+    assert normalise_title(title) == normalised
+
+
+def test_exact_then_prefix_then_word_then_substring(client: TestClient) -> None:
+    body = client.get("/movies", params={"q": "star"}).json()
+    assert titles(body) == [
+        "Star!",  # the exact title
+        "Star Trek: First Contact",  # titles starting with it, alphabetically
+        "Star Wars: Episode IV - A New Hope",
+        "Stargate",
+        "Dark Star",  # a word starting with it
+        "Lone Star",
+        "Superstar",  # anywhere
+    ]
+    assert body["total"] == 7 and body["q"] == "star"
+
+
+@pytest.mark.parametrize("query", ["amelie", "AMÉLIE", "Amélie", "  amél"])
+def test_case_and_accents_do_not_matter(client: TestClient, query: str) -> None:
+    body = client.get("/movies", params={"q": query}).json()
+    assert [item["movie_id"] for item in body["items"]] == [7]
+
+
+def test_word_prefix_inside_a_title(client: TestClient) -> None:
+    assert titles(client.get("/movies", params={"q": "new ho"}).json()) == [
+        "Star Wars: Episode IV - A New Hope"
+    ]
+    assert titles(client.get("/movies", params={"q": "beaut"}).json()) == ["American Beauty"]
+
+
+def test_genre_filter_and_pages(client: TestClient) -> None:
+    scifi = client.get("/movies", params={"q": "star", "genre": "sci-fi"}).json()
+    assert titles(scifi) == [
+        "Star Trek: First Contact",
+        "Star Wars: Episode IV - A New Hope",
+        "Stargate",
+        "Dark Star",
+    ]
+    first = client.get("/movies", params={"q": "star", "limit": 3}).json()
+    second = client.get("/movies", params={"q": "star", "limit": 3, "offset": 3}).json()
+    assert first["total"] == second["total"] == 7
+    assert titles(first) + titles(second) == titles(client.get("/movies", params={"q": "star"}).json())[:6]
+    browse = client.get("/movies", params={"genre": "Comedy"}).json()
+    assert browse["total"] == 3 and browse["q"] is None
+
+
+def test_genres_are_listed(client: TestClient) -> None:
+    genres = client.get("/movies/genres").json()["genres"]
+    assert genres == sorted(genres) and {"Sci-Fi", "Drama", "Musical"} <= set(genres)
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"q": "!!!"}, "q: needs a letter or a digit"),
+        ({"q": ""}, "q: String should have at least 1 character"),
+        ({"q": "x", "limit": 0}, "limit: Input should be greater than or equal to 1"),
+        ({"q": "x", "offset": -1}, "offset: Input should be greater than or equal to 0"),
+    ],
+)
+def test_bad_searches_answer_422(client: TestClient, params: dict, needle: str) -> None:  # type: ignore[type-arg]
+    response = client.get("/movies", params=params)
+    assert response.status_code == 422 and needle in response.json()["detail"]
+
+
+def test_a_database_that_is_down_answers_503(client: TestClient, store: MovieStore) -> None:
+    store.engine.dispose()
+    Path(store.engine.url.database or "").unlink()
+    Path(store.engine.url.database or "").mkdir()  # a directory: every connect now fails
+    response = client.get("/movies", params={"q": "star"})
+    assert response.status_code == 503 and "unavailable" in response.json()["detail"]
+
+
+def test_existing_movie_routes_still_answer(client: TestClient) -> None:
+    assert client.get("/movies/7").json()["title"].startswith("Amélie")
+    assert client.get("/movies/999").status_code == 404
