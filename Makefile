@@ -50,13 +50,15 @@ demo: jars
 	  export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092; \
 	  $(PY) -m filmrec.ingestion.topics; \
 	fi; \
-	$(PY) -m filmrec demo $(DATA_ARGS) $(DEMO_FLAGS)
+	$(PY) -m filmrec demo $(DATA_ARGS) $(DEMO_FLAGS) $(SEARCH_ARGS)
 
 load: jars
 	$(PY) -m filmrec load $(DATA_ARGS)
 
+# make train TRIALS=30 SEARCH_SECONDS=600 SEARCH=quick: the search and its budget per model family.
+SEARCH_ARGS := $(if $(SEARCH),--search $(SEARCH)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(SEARCH_SECONDS),--search-seconds $(SEARCH_SECONDS))
 train: jars
-	$(PY) -m filmrec train
+	$(PY) -m filmrec train $(SEARCH_ARGS)
 
 serve: venv
 	$(PY) -m filmrec serve

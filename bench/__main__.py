@@ -93,11 +93,47 @@ def _airflow() -> dict[str, Any]:
     return time_training_dag(search="default")
 
 
+def _peers() -> dict[str, Any]:
+    """The served champion against LensKit's EASE and ImplicitMF on unseen splits (bench/peers.py)."""
+    from bench.peers import main as peers_main
+
+    peers_main([])
+    return dict(json.loads(Path("bench/results/peers.json").read_text()))
+
+
+def _blas() -> dict[str, Any]:
+    """Spark ALS fit time with the native BLAS and with Java's, in one run (bench/blas.py)."""
+    from bench.blas import main as blas_main
+
+    blas_main([])
+    return dict(json.loads(Path("bench/results/blas.json").read_text()))
+
+
+def _scale() -> dict[str, Any]:
+    """Load, train, evaluate at 100k, 1M and 10M synthetic ratings (bench/scale.py)."""
+    from bench.scale import main as scale_main
+
+    scale_main([])
+    return dict(json.loads(Path("bench/results/scale.json").read_text()))
+
+
 def _optional(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return run()
     except Exception as error:  # a section that cannot run is reported, not hidden
         return {"skipped": f"{type(error).__name__}: {error}"[:500], "section": name}
+
+
+SUMMARY_METRICS = (
+    "ndcg_at_10",
+    "precision_at_10",
+    "recall_at_10",
+    "map_at_10",
+    "coverage",
+    "catalogue_coverage_at_10",
+    "novelty_mean_popularity_rank",
+    "genre_diversity_at_10",
+)
 
 
 def _print_summary(results: dict[str, Any]) -> None:
@@ -108,12 +144,23 @@ def _print_summary(results: dict[str, Any]) -> None:
         "training wall time (bundled MovieLens, default search): "
         f"{training['training_wall_seconds']} s  (load+sync {training['load_and_sync_seconds']} s)"
     )
-    print(f"{'metric':<16}{'champion':>10}{'popularity':>12}")
-    for metric in ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "coverage"):
-        print(f"{metric:<16}{champion[metric]:>10.4f}{baseline[metric]:>12.4f}")
+    print(f"champion: {training['chosen_family']} {training['chosen_params']}")
+    print(f"{'metric':<30}{'champion':>10}{'popularity':>12}")
+    for metric in SUMMARY_METRICS:
+        print(f"{metric:<30}{champion[metric]:>10.4f}{baseline[metric]:>12.4f}")
+    for name, family in training["families"].items():
+        if family["skipped_reason"]:
+            print(f"  {name}: skipped: {family['skipped_reason']}")
+            continue
+        print(
+            f"  {name}: best validation nDCG@10 {family['best_validation_ndcg']} over {family['trials']} "
+            f"trials ({family['pruned']} pruned, {family['search_seconds']} s); "
+            f"test nDCG@10 {family['test']['ndcg_at_10']:.4f}"
+        )
     print(
         f"nDCG@10 ratio vs popularity: {training['ndcg_ratio_vs_popularity']}  "
-        f"(target {training['quality_target']}: {'MET' if training['quality_target_met'] else 'NOT MET'})"
+        f"(target {training['quality_target']}: {'MET' if training['quality_target_met'] else 'NOT MET'}; "
+        f"{training['ndcg_target']}: {'MET' if training['ndcg_target_met'] else 'NOT MET'})"
     )
     api = results["api"]
     if "skipped" in api:
@@ -161,9 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["api", "streaming", "realtime", "airflow"],
+        choices=["api", "streaming", "realtime", "airflow", "peers", "blas"],
         help="leave a section out (recorded as skipped)",
     )
+    parser.add_argument("--scale", action="store_true", help="also run the scale curve (an hour or more)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "mlflow", "alembic", "urllib3", "httpx"):
@@ -194,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         "streaming": lambda: _streaming(settings, files),
         "realtime": lambda: _realtime(settings, files, results["training"]["chosen_params"]),
         "airflow": _airflow,
+        "peers": _peers,
+        "blas": _blas,
     }
+    if args.scale:
+        sections["scale"] = _scale
     results["extra"] = {}
     for name, run in sections.items():
         section = {"skipped": "--skip"} if name in args.skip else _optional(name, run)

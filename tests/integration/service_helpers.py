@@ -54,14 +54,15 @@ def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-d
     return Settings(_env_file=None, **values)
 
 
-def write_slice(directory: Path, *, users: int) -> Path:
-    """The bundled ratings of the first `users` users, as a MovieLens ratings.csv."""
+def write_slice(directory: Path, *, users: int | None) -> Path:
+    """The bundled ratings of the first `users` users (None: all), as a MovieLens ratings.csv."""
     import pandas as pd
 
     directory.mkdir(parents=True, exist_ok=True)
     ratings = pd.read_csv(BUNDLED / "ratings.csv")
     path = directory / "ratings.csv"
-    ratings[ratings["userId"] <= users].to_csv(path, index=False, float_format="%.1f")
+    kept = ratings if users is None else ratings[ratings["userId"] <= users]
+    kept.to_csv(path, index=False, float_format="%.1f")
     return path
 
 

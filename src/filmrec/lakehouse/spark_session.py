@@ -37,6 +37,9 @@ def build_spark(*, app_name: str, settings: Settings | None = None) -> SparkSess
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.databricks.delta.snapshotPartitions", "2")
+        # toPandas/createDataFrame through Arrow: the training job hands millions of
+        # ratings to numpy, which row by row through pickle takes minutes.
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     if settings.spark_master.startswith("local"):
         builder = builder.config("spark.ui.enabled", "false")

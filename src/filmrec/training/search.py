@@ -85,10 +85,15 @@ def search_family(
         study.enqueue_trial(point, skip_if_exists=True)
     trials: list[dict[str, Any]] = []
     skipped: list[str] = []
+    parent = mlflow.active_run()
+    # Nested runs go to the active experiment, not the parent's, unless told.
+    experiment_id = parent.info.experiment_id if parent else None
 
     def objective(trial: optuna.Trial) -> float:
         params = trainer.suggest(trial, space)
-        with mlflow.start_run(run_name=f"{trainer.name}-trial-{trial.number}", nested=True):
+        with mlflow.start_run(
+            run_name=f"{trainer.name}-trial-{trial.number}", nested=True, experiment_id=experiment_id
+        ):
             mlflow.set_tags({"model_family": trainer.name, "optuna_trial": str(trial.number)})
             mlflow.log_params(params.model_dump())
             scores: list[float] = []
