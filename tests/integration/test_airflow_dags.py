@@ -30,11 +30,10 @@ SLICE_USERS = 80
 # Explicit-feedback ALS of rank 1 after one iteration: it ranks by predicted star
 # rating, which puts obscure well-rated films first - far below the quick search's
 # implicit model on nDCG@10 (and below popularity, as published for explicit ALS).
-# One explicit-feedback ALS point of rank 1: far worse than the quick search's model.
 BAD_SEARCH = {
     "families": ["als"],
-    "als": {"rank": [1, 1], "max_iter": [1, 1], "confidences": ["rating"]},
-    "als_start": [{"rank": 1, "max_iter": 1, "implicit_prefs": False, "reg_param": 0.1}],
+    "als": {"rank": [1, 1], "max_iter": [1, 1], "confidences": ["rating"], "implicit_prefs": [False]},
+    "als_start": [{"rank": 1, "max_iter": 1, "reg_param": 0.1, "implicit_prefs": False}],
     "budget": {"trials": 1},
     "folds": 1,
 }

@@ -59,17 +59,20 @@ class ALSTrainer(FamilyTrainer):
 
     def suggest(self, trial: optuna.Trial, space: SearchSpace) -> ALSParams:
         als = space.als
+        implicit = trial.suggest_categorical("implicit_prefs", als.implicit_prefs)
+        confidence = trial.suggest_categorical("confidence", als.confidences)
         return ALSParams(
             rank=trial.suggest_int("rank", *als.rank, log=True),
             reg_param=trial.suggest_float("reg_param", *als.reg_param, log=True),
             alpha=trial.suggest_float("alpha", *als.alpha, log=True),
-            confidence=trial.suggest_categorical("confidence", als.confidences),
+            # Explicit ALS fits the rating itself: no confidence mapping applies.
+            confidence=confidence if implicit else "rating",
             max_iter=trial.suggest_int("max_iter", *als.max_iter),
-            implicit_prefs=True,
+            implicit_prefs=implicit,
         )
 
     def start_points(self, space: SearchSpace) -> list[dict[str, Any]]:
-        fields = ("rank", "reg_param", "alpha", "confidence", "max_iter")
+        fields = ("rank", "reg_param", "alpha", "confidence", "max_iter", "implicit_prefs")
         return [{name: getattr(point, name) for name in fields} for point in space.als_start]
 
     def fit(self, data: FitData, params: BaseModel) -> Recommender:
