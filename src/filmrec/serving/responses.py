@@ -28,6 +28,12 @@ INVALID: Responses = {
 }
 UNAVAILABLE = error(503, "A dependency this answer needs is unavailable; `detail` says which")
 NO_MODEL = error(503, "No model is loaded yet")
+# One status, one entry: FastAPI keeps the last of two 503s, so the causes share it.
+NO_MODEL_OR_METADATA = error(
+    503,
+    "No model is loaded yet, or a genre or year filter was asked while the metadata database "
+    "is unavailable; `detail` says which",
+)
 AUTH: Responses = {
     **error(401, f"No API key: send one in the {HEADER} header"),
     **error(403, "The API key is not one of the configured keys"),
