@@ -283,6 +283,7 @@ def test_filters_have_their_own_cache_entries(client: TestClient) -> None:
         ({"year_min": 1000}, "year_min: Input should be greater than or equal to 1870"),
         ({"year_max": 3000}, "year_max: Input should be less than or equal to 2100"),
         ({"genre": ""}, "genre: String should have at least 1 character"),
+        ({"genre": "Drama\x00"}, "genre: String should match pattern"),
         ({"exclude": 0}, "exclude.0: Input should be greater than 0"),
         ([("exclude", m) for m in range(1, 102)], "exclude: List should have at most 100 items"),
     ],

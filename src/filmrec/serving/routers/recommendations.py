@@ -25,6 +25,9 @@ GenreFilter = Annotated[
     Query(
         min_length=1,
         max_length=64,
+        # Printable only: PostgreSQL refuses a NUL in a string, and a database error
+        # must not be what a malformed filter earns (a 503, a tripped breaker).
+        pattern=r"^[^\x00-\x1f\x7f]+$",
         description="Only movies of this genre, in any case (GET /movies/genres lists them); "
         "an unknown genre gives an empty list. Needs the metadata database (503 without it).",
     ),
