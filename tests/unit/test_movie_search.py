@@ -128,6 +128,7 @@ def test_genres_are_listed(client: TestClient) -> None:
 def test_bad_searches_answer_422(client: TestClient, params: dict, needle: str) -> None:  # type: ignore[type-arg]
     response = client.get("/movies", params=params)
     assert response.status_code == 422 and needle in response.json()["detail"]
+    assert response.json()["errors"], "the documented 422 body (ValidationErrorOut) lists each problem"
 
 
 def test_a_database_that_is_down_answers_503(client: TestClient, store: MovieStore) -> None:

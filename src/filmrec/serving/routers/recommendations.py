@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import Field
 
 from filmrec.serving import responses
@@ -84,17 +83,7 @@ async def get_recommendations(
     the popular ones for a user with no ratings. The filters apply before the top-k cut:
     k movies come back whenever k pass them."""
     if year_min is not None and year_max is not None and year_min > year_max:
-        # A RequestValidationError, not an HTTPException: the body is the documented 422.
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "year_min"),
-                    "msg": f"must be at most year_max ({year_max})",
-                    "type": "value_error",
-                    "input": year_min,
-                }
-            ]
-        )
+        raise responses.invalid_query("year_min", f"must be at most year_max ({year_max})", year_min)
     filters = RecommendationFilters(
         genre=genre, year_min=year_min, year_max=year_max, exclude=tuple(exclude or ())
     )
