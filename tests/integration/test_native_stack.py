@@ -223,7 +223,7 @@ def test_the_airflow_home_page_shows_every_component_healthy(stack: Any) -> None
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(60_000)
             page.goto(stack.airflow_url)
-            expect(page.get_by_text("Health", exact=True)).to_be_visible()
+            expect(page.get_by_text("Health", exact=True).first).to_be_visible()
             for component in AIRFLOW_COMPONENTS:
                 badge = page.get_by_test_id("state-badge").filter(has_text=component)
                 expect(badge).to_have_count(1)
