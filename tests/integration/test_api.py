@@ -207,3 +207,28 @@ def test_search_titles_of_the_synced_catalogue(client: TestClient) -> None:
     assert comedies["total"] > 5 and len(comedies["items"]) == 5
     assert all("Comedy" in item["genres"] for item in comedies["items"])
     assert "Comedy" in client.get("/movies/genres").json()["genres"]
+
+
+def test_filters_and_explanations_on_the_trained_model(client: TestClient, trained_root: Path) -> None:
+    rated = rated_by(trained_root, 1)
+    plain = client.get("/recommendations/1", params={"k": 10}).json()["items"]
+    assert all("because" not in item for item in plain)
+
+    comedies = client.get("/recommendations/1", params={"k": 10, "genre": "comedy"}).json()["items"]
+    assert len(comedies) == 10 and all("Comedy" in item["genres"] for item in comedies)
+    nineties = client.get("/recommendations/1", params={"k": 10, "year_min": 1990, "year_max": 1999}).json()
+    assert len(nineties["items"]) == 10 and all(1990 <= item["year"] <= 1999 for item in nineties["items"])
+    top3 = [item["movie_id"] for item in plain[:3]]
+    rest = client.get("/recommendations/1", params=[("k", 10), *(("exclude", m) for m in top3)]).json()
+    assert len(rest["items"]) == 10 and not {item["movie_id"] for item in rest["items"]} & set(top3)
+    for items in (comedies, nineties["items"], rest["items"]):
+        assert not {item["movie_id"] for item in items} & rated
+
+    explained = client.get("/recommendations/1", params={"k": 10, "explain": True}).json()["items"]
+    assert [item["movie_id"] for item in explained] == [item["movie_id"] for item in plain]
+    for item in explained:
+        because = item["because"]
+        assert because["movie_id"] in rated and because["title"], item
+
+    bad = client.get("/recommendations/1", params={"year_min": 2000, "year_max": 1990})
+    assert bad.status_code == 422 and "year_min: must be at most year_max" in bad.json()["detail"]

@@ -184,3 +184,56 @@ def test_test_connections_reports_all_healthy_but_grafana(
         "prometheus",
         GRAFANA,
     }
+
+
+# The home page's health section: one badge per component, in the UI's English titles
+# (airflow/ui i18n dashboard.json, health.*), each with "Status: Healthy" in its tooltip.
+AIRFLOW_COMPONENTS = ("MetaDatabase", "Scheduler", "Triggerer", "Dag Processor")
+SCREENSHOTS = REPO / "var" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def test_the_airflow_home_page_shows_every_component_healthy(stack: Any) -> None:
+    """The Airflow UI as an operator opens it: no login (the native stack's simple auth
+    manager makes everyone admin), then each health badge says healthy.
+
+    Runs on the module's stack, so CI starts Airflow once for every test here.
+    """
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        require(False, "the playwright package (pip install -e '.[dev]')")
+    executable = CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")
+    require(executable is not None, "chromium (apt-get install -y chromium)")
+    # The badges follow the heartbeats: wait until the API reports all four healthy, so
+    # the page is checked in the state the stack is meant to be in (bounded, not timed).
+    health: dict[str, Any] = {}
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        health = httpx.get(f"{stack.airflow_url}/api/v2/monitor/health", timeout=10).json()
+        if all(
+            (health.get(name) or {}).get("status") == "healthy"
+            for name in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        ):
+            break
+        time.sleep(2)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(stack.airflow_url)
+            expect(page.get_by_text("Health", exact=True).first).to_be_visible()
+            for component in AIRFLOW_COMPONENTS:
+                badge = page.get_by_test_id("state-badge").filter(has_text=component)
+                expect(badge).to_have_count(1)
+                badge.hover()
+                tooltip = page.get_by_role("tooltip").filter(has_text="Status:")
+                expect(tooltip).to_contain_text("Status: Healthy")
+                page.mouse.move(0, 0)  # close it: the next badge's tooltip must be the only one
+                expect(tooltip).to_have_count(0)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "airflow-home.png"), full_page=True)
+        finally:
+            browser.close()
+    assert all(health.get(name, {}).get("status") == "healthy" for name in health), health

@@ -110,16 +110,23 @@ def test_a_new_visitor_searches_rates_five_and_gets_fold_in(page: Any, api_url: 
     expect(page.locator("#search-results li").first.locator(".title")).to_contain_text("Star Wars")
     assert results.count() >= 5
 
-    rated = []
+    rated, rated_titles = [], []
     for index in range(5):
         item = results.nth(index)
         rated.append(int(item.get_attribute("data-movie-id")))
+        rated_titles.append(item.locator(".title").inner_text())
         item.locator(".rate").click()
         expect(item.locator(".your-rating")).to_have_text("You rated it 5")
     expect(page.locator("#recs-summary .badge")).to_have_text("fold-in")
     expect(page.locator("#recs li")).to_have_count(10)
     recommended = movie_ids(page, "recs")
     assert not set(recommended) & set(rated), (recommended, rated)
+    # explain=true: every recommendation names one of the movies just rated.
+    reasons = page.locator("#recs li .because")
+    expect(reasons.first).to_contain_text("Because you rated")
+    expect(reasons.filter(has_text="Because you rated")).to_have_count(10)
+    for reason in reasons.all_inner_texts():
+        assert reason.removeprefix("Because you rated ") in rated_titles, (reason, rated_titles)
     expect(page.locator("#message")).to_be_hidden()
     shoot(page, "new-visitor")
 

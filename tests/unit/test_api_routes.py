@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -39,9 +41,15 @@ class FakeMovies(MovieLookup):
     def __init__(self) -> None:
         self.down = False
         self.movies = {
-            movie: MovieInfo(movie_id=movie, title=f"Movie {movie}", year=2000 + movie % 20, genres=["Drama"])
+            movie: MovieInfo(
+                movie_id=movie,
+                title=f"Movie {movie}",
+                year=2000 + movie % 20,
+                genres=["Drama"] if movie in GROUPS["A"] else ["Comedy"],
+            )
             for movie in GROUPS["A"] + GROUPS["B"]
         }
+        self.filter_queries = 0
 
     def get(self, movie_id: int) -> MovieInfo | None:
         if self.down:
@@ -50,6 +58,23 @@ class FakeMovies(MovieLookup):
 
     def get_many(self, movie_ids: Sequence[int]) -> Mapping[int, MovieInfo] | None:
         return None if self.down else {m: self.movies[m] for m in movie_ids if m in self.movies}
+
+    def movie_ids_matching(
+        self, *, genre: str | None, year_min: int | None, year_max: int | None
+    ) -> npt.NDArray[np.int64]:
+        self.filter_queries += 1
+        if self.down:
+            raise MetadataUnavailableError("movie metadata is unavailable: OperationalError")
+        return np.array(
+            sorted(
+                movie.movie_id
+                for movie in self.movies.values()
+                if (not genre or genre.lower() in {g.lower() for g in movie.genres})
+                and (year_min is None or (movie.year is not None and movie.year >= year_min))
+                and (year_max is None or (movie.year is not None and movie.year <= year_max))
+            ),
+            dtype=np.int64,
+        )
 
 
 class FakeIntake(RatingIntake):
@@ -205,3 +230,115 @@ def test_no_model_answers_503(app: FastAPI, client: TestClient) -> None:
 def test_model_info(client: TestClient) -> None:
     body = client.get("/model").json()
     assert body["name"] == "tiny" and body["version"] == "7" and body["n_items"] == 12
+
+
+# -- filters and explanations ---------------------------------------------------------
+# User 1 likes group A and rated all of it but 102 and 105, plus 202 (2 stars): the
+# plain list starts with 102 and 105. Group A is Drama, B Comedy; movie m is from 2000 + m % 20.
+RATED_BY_1 = set(GROUPS["A"]) - {102, 105} | {202}
+
+
+def movies_of(client: TestClient, movies: FakeMovies, **params: object) -> list[MovieInfo]:
+    response = client.get("/recommendations/1", params=params)
+    assert response.status_code == 200, response.text
+    return [movies.movies[movie_id] for movie_id in ids(response.json())]
+
+
+def test_a_genre_filter_still_returns_k_of_that_genre(client: TestClient, movies: FakeMovies) -> None:
+    assert {102, 105} <= set(ids(client.get("/recommendations/1", params={"k": 4}).json()))
+    comedies = movies_of(client, movies, k=4, genre="comedy")
+    assert len(comedies) == 4 and all(movie.genres == ["Comedy"] for movie in comedies)
+    assert not {movie.movie_id for movie in comedies} & RATED_BY_1
+
+
+def test_a_year_range_filter_still_returns_k_within_it(client: TestClient, movies: FakeMovies) -> None:
+    recent = movies_of(client, movies, k=3, year_min=2004, year_max=2006)
+    assert len(recent) == 3 and all(2004 <= (movie.year or 0) <= 2006 for movie in recent)
+    assert movies_of(client, movies, k=10, year_max=2001) == [movies.movies[201]]  # all there is
+
+
+def test_excluded_movies_never_come_back_and_need_no_database(client: TestClient, movies: FakeMovies) -> None:
+    movies.down = True
+    body = client.get("/recommendations/1", params=[("k", 3), ("exclude", 102), ("exclude", 105)]).json()
+    assert len(body["items"]) == 3 and not {102, 105} & set(ids(body))
+    assert movies.filter_queries == 0
+
+
+def test_filters_have_their_own_cache_entries(client: TestClient) -> None:
+    plain = client.get("/recommendations/1", params={"k": 2}).json()
+    comedies = client.get("/recommendations/1", params={"k": 2, "genre": "Comedy"}).json()
+    assert comedies["source"] == "model" and set(ids(comedies)).isdisjoint(ids(plain))
+    again = client.get("/recommendations/1", params={"k": 2, "genre": "COMEDY"}).json()
+    assert again["source"] == "cache" and ids(again) == ids(comedies)
+    excluded = client.get(
+        "/recommendations/1", params={"k": 2, "genre": "Comedy", "exclude": ids(comedies)[0]}
+    )
+    assert excluded.json()["source"] == "model" and ids(comedies)[0] not in ids(excluded.json())
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"year_min": 2005, "year_max": 2001}, "year_min: must be at most year_max (2001)"),
+        ({"year_min": 1000}, "year_min: Input should be greater than or equal to 1870"),
+        ({"year_max": 3000}, "year_max: Input should be less than or equal to 2100"),
+        ({"genre": ""}, "genre: String should have at least 1 character"),
+        ({"genre": "Drama\x00"}, "genre: String should match pattern"),
+        ({"exclude": 0}, "exclude.0: Input should be greater than 0"),
+        ([("exclude", m) for m in range(1, 102)], "exclude: List should have at most 100 items"),
+    ],
+)
+def test_bad_filters_answer_422_saying_why(client: TestClient, params: object, needle: str) -> None:
+    response = client.get("/recommendations/1", params=params)  # type: ignore[arg-type]
+    assert response.status_code == 422
+    body = response.json()
+    assert needle in body["detail"] and body["errors"], body
+
+
+def test_a_genre_filter_with_the_database_down_answers_503(client: TestClient, movies: FakeMovies) -> None:
+    movies.down = True
+    for params in ({"genre": "Comedy"}, {"year_min": 2003}):
+        response = client.get("/recommendations/1", params=params)
+        assert response.status_code == 503
+        assert "filters need the metadata database" in response.json()["detail"]
+
+
+def test_explain_names_a_rated_movie_per_item_and_is_absent_otherwise(client: TestClient) -> None:
+    plain = client.get("/recommendations/1", params={"k": 3}).json()
+    assert all("because" not in item for item in plain["items"])
+    explained = client.get("/recommendations/1", params={"k": 3, "explain": True}).json()
+    assert explained["source"] == "model" and ids(explained) == ids(plain)
+    for item in explained["items"]:
+        because = item["because"]
+        assert because["movie_id"] in RATED_BY_1 and because["title"] == f"Movie {because['movie_id']}"
+        assert isinstance(because["weight"], float)
+    cached = client.get("/recommendations/1", params={"k": 3, "explain": True}).json()
+    assert cached["source"] == "cache" and cached["items"] == explained["items"]
+    again = client.get("/recommendations/1", params={"k": 3}).json()
+    assert again["source"] == "cache" and again["items"] == plain["items"]
+
+
+def test_explain_follows_the_ratings_folded_in(client: TestClient) -> None:
+    popular = client.get("/recommendations/5001", params={"explain": True}).json()
+    assert popular["strategy"] == "popular" and all("because" not in item for item in popular["items"])
+    for movie in GROUPS["B"][:3]:
+        client.post("/ratings", headers=DEMO_KEY, json={"user_id": 5001, "movie_id": movie, "rating": 5})
+    body = client.get("/recommendations/5001", params={"k": 3, "explain": True}).json()
+    assert body["strategy"] == "fold-in"
+    assert {item["because"]["movie_id"] for item in body["items"]} <= set(GROUPS["B"][:3])
+
+
+def test_the_document_states_every_filter_bound(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/recommendations/{user_id}"]["get"]
+    schemas = {p["name"]: p["schema"] for p in operation["parameters"]}
+    assert "because" in str(client.get("/openapi.json").json()["components"]["schemas"]["ScoredMovieOut"])
+
+    def bounds(schema: dict) -> dict:  # type: ignore[type-arg]
+        (variant,) = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
+        return variant  # type: ignore[no-any-return]
+
+    assert bounds(schemas["year_min"])["minimum"] == 1870 and bounds(schemas["year_max"])["maximum"] == 2100
+    assert bounds(schemas["genre"])["maxLength"] == 64
+    excluded = bounds(schemas["exclude"])
+    assert excluded["maxItems"] == 100 and excluded["items"]["exclusiveMinimum"] == 0
+    assert "503" in operation["responses"] and "metadata" in operation["responses"]["503"]["description"]

@@ -17,7 +17,7 @@ from filmrec.metadata.store import MovieInfo, MovieStore
 from filmrec.metadata.title_search import normalise_title
 from filmrec.serving import deps
 from filmrec.serving.app import create_app
-from filmrec.serving.movie_lookup import MovieLookup
+from filmrec.serving.movie_lookup import MetadataUnavailableError, MovieLookup
 
 CATALOGUE = [
     MovieInfo(1, "Stargate", 1994, ["Action", "Sci-Fi"]),
@@ -128,6 +128,7 @@ def test_genres_are_listed(client: TestClient) -> None:
 def test_bad_searches_answer_422(client: TestClient, params: dict, needle: str) -> None:  # type: ignore[type-arg]
     response = client.get("/movies", params=params)
     assert response.status_code == 422 and needle in response.json()["detail"]
+    assert response.json()["errors"], "the documented 422 body (ValidationErrorOut) lists each problem"
 
 
 def test_a_database_that_is_down_answers_503(client: TestClient, store: MovieStore) -> None:
@@ -141,3 +142,42 @@ def test_a_database_that_is_down_answers_503(client: TestClient, store: MovieSto
 def test_existing_movie_routes_still_answer(client: TestClient) -> None:
     assert client.get("/movies/7").json()["title"].startswith("Amélie")
     assert client.get("/movies/999").status_code == 404
+
+
+def test_movie_ids_matching_a_genre_and_years_in_one_query(store: MovieStore) -> None:
+    assert sorted(store.movie_ids_matching(genre="sci-fi")) == [1, 2, 6, 9]
+    assert sorted(store.movie_ids_matching(genre="Sci-Fi", year_min=1990, year_max=1996)) == [1, 9]
+    assert sorted(store.movie_ids_matching(year_max=1974)) == [5, 6]
+    assert store.movie_ids_matching(genre="Western") == []
+
+
+class CountingStore(MovieStore):
+    """The real store, counting the filter queries and able to fail like a dead database."""
+
+    def __init__(self, store: MovieStore) -> None:
+        super().__init__(store.engine)
+        self.queries = 0
+        self.down = False
+
+    def movie_ids_matching(
+        self, *, genre: str | None = None, year_min: int | None = None, year_max: int | None = None
+    ) -> list[int]:
+        self.queries += 1
+        if self.down:
+            raise ConnectionError("database down")
+        return super().movie_ids_matching(genre=genre, year_min=year_min, year_max=year_max)
+
+
+def test_the_lookup_caches_each_filter_set_and_fails_without_the_database(store: MovieStore) -> None:
+    counting = CountingStore(store)
+    lookup = MovieLookup(counting)
+    first = lookup.movie_ids_matching(genre="Comedy", year_min=None, year_max=None)
+    assert first.tolist() == [4, 6, 7]
+    # Any case of the genre is the same set: one query for both.
+    assert lookup.movie_ids_matching(genre="comedy", year_min=None, year_max=None).tolist() == [4, 6, 7]
+    assert counting.queries == 1
+    counting.down = True
+    # A cached set still answers; an uncached one cannot be guessed.
+    assert lookup.movie_ids_matching(genre="COMEDY", year_min=None, year_max=None).tolist() == [4, 6, 7]
+    with pytest.raises(MetadataUnavailableError, match="unavailable"):
+        lookup.movie_ids_matching(genre="Drama", year_min=1990, year_max=None)

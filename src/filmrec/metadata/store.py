@@ -119,6 +119,26 @@ class MovieStore:
             )
             return MoviePage(total=int(total or 0), movies=[_info(row) for row in rows])
 
+    def movie_ids_matching(
+        self, *, genre: str | None = None, year_min: int | None = None, year_max: int | None = None
+    ) -> list[int]:
+        """Ids of every movie of `genre` (any case) released within [year_min, year_max].
+
+        One statement whatever the filters: the API turns it into the candidate set of a
+        filtered recommendation. A movie without a year passes no year bound.
+        """
+        conditions: list[ColumnElement[bool]] = []
+        if genre:
+            conditions.append(
+                Movie.movie_id.in_(select(Genre.movie_id).where(func.lower(Genre.genre) == genre.lower()))
+            )
+        if year_min is not None:
+            conditions.append(Movie.year >= year_min)
+        if year_max is not None:
+            conditions.append(Movie.year <= year_max)
+        with self._sessions() as session:
+            return [int(movie_id) for movie_id in session.scalars(select(Movie.movie_id).where(*conditions))]
+
     def genres(self) -> list[str]:
         """Every genre some movie has, alphabetically."""
         with self._sessions() as session:

@@ -31,12 +31,22 @@ def model_key_prefix(*, model_version: str, model_name: str | None = None) -> st
 
 
 def recommendation_key(
-    *, model_version: str, user_id: int, k: int, model_name: str | None = None, state_version: int = 0
+    *,
+    model_version: str,
+    user_id: int,
+    k: int,
+    model_name: str | None = None,
+    state_version: int = 0,
+    variant: str = "",
 ) -> str:
     """The key of one list. `state_version` is the user's online state version: a new
-    rating gives a new key on every replica, so no list cached before it is served."""
+    rating gives a new key on every replica, so no list cached before it is served.
+    `variant` names what else shapes the list (filters, explanations); empty for the
+    plain list, whose key is the one the warm-up writes."""
     state = f":s{state_version}" if state_version else ""
-    return f"{model_key_prefix(model_version=model_version, model_name=model_name)}:u{user_id}{state}:k{k}"
+    suffix = f":{variant}" if variant else ""
+    prefix = model_key_prefix(model_version=model_version, model_name=model_name)
+    return f"{prefix}:u{user_id}{state}:k{k}{suffix}"
 
 
 class RecommendationCache(Protocol):

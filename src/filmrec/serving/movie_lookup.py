@@ -7,8 +7,14 @@ request at most one fast failure, never its connect timeout.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from filmrec.metadata.store import MovieInfo, MoviePage, MovieStore
 from filmrec.serving import metrics
@@ -17,6 +23,14 @@ from filmrec.serving.breaker import CircuitBreaker, CircuitOpenError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The id sets of filtered recommendations, per (genre, year_min, year_max). Not keyed by
+# a metadata version: reading one is itself a query per request, which is what the
+# cache saves. The catalogue changes when the sync runs (daily), so a few minutes of
+# staleness is invisible; a filter is a handful of distinct values, so few entries.
+FILTER_CACHE_SECONDS = 300.0
+FILTER_CACHE_ENTRIES = 256
+FilterKey = tuple[str | None, int | None, int | None]
 
 
 class MetadataUnavailableError(RuntimeError):
@@ -27,6 +41,8 @@ class MovieLookup:
     def __init__(self, store: MovieStore, *, retry_after_seconds: float = 2.0) -> None:
         self.store = store
         self.breaker = CircuitBreaker("database", retry_after_seconds=retry_after_seconds)
+        self._matching: OrderedDict[FilterKey, tuple[float, npt.NDArray[np.int64]]] = OrderedDict()
+        self._matching_lock = threading.Lock()
 
     def get(self, movie_id: int) -> MovieInfo | None:
         """One movie, None if unknown; raises MetadataUnavailableError when the database is down."""
@@ -38,6 +54,35 @@ class MovieLookup:
 
     def genres(self) -> list[str]:
         return self._required(self.store.genres)
+
+    def movie_ids_matching(
+        self, *, genre: str | None, year_min: int | None, year_max: int | None
+    ) -> npt.NDArray[np.int64]:
+        """Sorted ids of the movies passing the filters, from a short-lived cache or one query.
+
+        Raises MetadataUnavailableError when the database is down and the set is not
+        cached: without it a filter cannot be applied, and ignoring it would be wrong.
+        """
+        # Genres match case-insensitively in SQL, so "drama" and "Drama" share an entry.
+        key: FilterKey = (genre.lower() if genre else None, year_min, year_max)
+        now = time.monotonic()
+        with self._matching_lock:
+            entry = self._matching.get(key)
+            if entry is not None and entry[0] > now:
+                self._matching.move_to_end(key)
+                return entry[1]
+        ids = self._required(
+            lambda: self.store.movie_ids_matching(genre=genre, year_min=year_min, year_max=year_max)
+        )
+        matching = np.unique(np.asarray(ids, dtype=np.int64))
+        # Read-only: one array is shared by every request with these filters.
+        matching.flags.writeable = False
+        with self._matching_lock:
+            self._matching[key] = (now + FILTER_CACHE_SECONDS, matching)
+            self._matching.move_to_end(key)
+            while len(self._matching) > FILTER_CACHE_ENTRIES:
+                self._matching.popitem(last=False)
+        return matching
 
     def _required(self, read: Callable[[], T]) -> T:
         """`read` through the breaker, for answers that are worthless without the database."""

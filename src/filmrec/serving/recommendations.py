@@ -3,39 +3,108 @@
 The user's online state (ratings the model lacks) comes first: its version is part
 of the cache key, and its ratings are folded in when scoring. Every dependency on
 this path degrades instead of failing: an online state or cache error means
-computing from the model alone, a database error means items without titles.
+computing from the model alone, a database error means items without titles. The
+one exception is a genre or year filter: it needs the database to say which movies
+pass, and a list that ignored it would be wrong, so it fails (503) instead.
+
+Filtered and explained lists are cached like plain ones, under their own keys: a
+page that switches between a few filters gets cache hits, and the online state
+version in the key still retires them at the user's next rating.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
 from pydantic import ValidationError
 
 from filmrec.metadata.store import MovieInfo
-from filmrec.model.recommender import Recommendations
+from filmrec.model.recommender import Explanation, Recommendations, Recommender
 from filmrec.serving import metrics
 from filmrec.serving.cache import RecommendationCache, recommendation_key
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MovieLookup
 from filmrec.serving.online_state import EMPTY_STATE, OnlineStateStore, UserOnlineState, VisibilityTracker
-from filmrec.serving.schemas import RecommendationsOut, ScoredMovieOut, SimilarMoviesOut
+from filmrec.serving.schemas import ExplanationOut, RecommendationsOut, ScoredMovieOut, SimilarMoviesOut
 
 log = logging.getLogger(__name__)
 
+# The most movie ids one request may exclude: the route's bound, stated in the document.
+MAX_EXCLUDED = 100
+
+
+@dataclass(frozen=True)
+class RecommendationFilters:
+    """What a list may contain beyond "not rated yet": a genre, a year range, no excluded ids."""
+
+    genre: str | None = None
+    year_min: int | None = None
+    year_max: int | None = None
+    exclude: tuple[int, ...] = ()
+
+    @property
+    def by_metadata(self) -> bool:
+        """Whether the metadata database must say which movies pass."""
+        return bool(self.genre) or self.year_min is not None or self.year_max is not None
+
+    @property
+    def active(self) -> bool:
+        return self.by_metadata or bool(self.exclude)
+
+    def cache_variant(self, *, explain: bool) -> str:
+        """This request's part of the cache key; "" for the plain list (the warm-up's key).
+
+        The filters are hashed: a genre is free text and exclude up to 100 ids, and a
+        key should stay short and free of the separators the other parts use.
+        """
+        parts = []
+        if self.active:
+            canonical = repr(
+                (
+                    self.genre.lower() if self.genre else None,  # genres match in any case
+                    self.year_min,
+                    self.year_max,
+                    sorted(set(self.exclude)),
+                )
+            )
+            parts.append("f" + hashlib.sha256(canonical.encode()).hexdigest()[:16])
+        if explain:
+            parts.append("e")
+        return ":".join(parts)
+
+
+NO_FILTERS = RecommendationFilters()
+
+
+def _explanation_out(reason: Explanation, info: Mapping[int, MovieInfo]) -> ExplanationOut:
+    movie = info.get(reason.because_movie_id)
+    return ExplanationOut(
+        movie_id=reason.because_movie_id,
+        title=movie.title if movie else None,
+        weight=round(float(reason.weight), 6),
+    )
+
 
 def scored_items(
-    info: Mapping[int, MovieInfo] | None, movie_ids: Sequence[int], scores: Sequence[float]
+    info: Mapping[int, MovieInfo] | None,
+    movie_ids: Sequence[int],
+    scores: Sequence[float],
+    reasons: Mapping[int, Explanation] | None = None,
 ) -> list[ScoredMovieOut]:
     info = info or {}
+    reasons = reasons or {}
     items = []
     for movie_id, score in zip(movie_ids, scores, strict=True):
         movie = info.get(movie_id)
+        reason = reasons.get(movie_id)
         items.append(
             ScoredMovieOut(
                 movie_id=movie_id,
@@ -43,13 +112,20 @@ def scored_items(
                 year=movie.year if movie else None,
                 genres=movie.genres if movie else [],
                 score=round(float(score), 6),
+                because=_explanation_out(reason, info) if reason else None,
             )
         )
     return items
 
 
 def recommendations_out(
-    model: LoadedModel, recs: Recommendations, info: Mapping[int, MovieInfo] | None, *, user_id: int, k: int
+    model: LoadedModel,
+    recs: Recommendations,
+    info: Mapping[int, MovieInfo] | None,
+    *,
+    user_id: int,
+    k: int,
+    reasons: Mapping[int, Explanation] | None = None,
 ) -> RecommendationsOut:
     """The response body as computed by the model (what the cache stores, too)."""
     return RecommendationsOut(
@@ -58,14 +134,38 @@ def recommendations_out(
         strategy=recs.strategy,
         source="model",
         model_version=model.version,
-        items=scored_items(info, recs.movie_ids.tolist(), recs.scores.tolist()),
+        items=scored_items(info, recs.movie_ids.tolist(), recs.scores.tolist(), reasons),
     )
+
+
+def candidate_mask(
+    recommender: Recommender,
+    filters: RecommendationFilters,
+    allowed: npt.NDArray[np.int64] | None,
+) -> npt.NDArray[np.bool_] | None:
+    """One flag per item index of the model (item_ids order): may it be recommended?
+
+    `allowed` is the sorted id set the genre/year filters let through (None: no such
+    filter). None back when nothing is filtered, so the plain path pays nothing.
+    """
+    if not filters.active:
+        return None
+    item_ids = recommender.item_ids
+    if allowed is None:
+        mask = np.ones(item_ids.shape[0], dtype=bool)
+    else:
+        # Both sides hold each id once (the model's ids, np.unique's output).
+        mask = np.isin(item_ids, allowed, assume_unique=True)
+    if filters.exclude:
+        mask &= ~np.isin(item_ids, np.asarray(filters.exclude, dtype=np.int64))
+    return mask
 
 
 @dataclass(frozen=True)
 class _Scored:
     recs: Recommendations
     key: str
+    reasons: Mapping[int, Explanation] = field(default_factory=dict)
 
 
 class RecommendationService:
@@ -145,7 +245,16 @@ class RecommendationService:
             return EMPTY_STATE
 
     # -- the two answers -------------------------------------------------------------
-    def _cached_or_scored(self, model: LoadedModel, *, user_id: int, k: int) -> RecommendationsOut | _Scored:
+    def _cached_or_scored(
+        self,
+        model: LoadedModel,
+        *,
+        user_id: int,
+        k: int,
+        filters: RecommendationFilters,
+        allowed: npt.NDArray[np.int64] | None,
+        explain: bool,
+    ) -> RecommendationsOut | _Scored:
         user_state = self.online_state(user_id)
         key = recommendation_key(
             model_name=model.name,
@@ -153,28 +262,64 @@ class RecommendationService:
             user_id=user_id,
             k=k,
             state_version=user_state.version,
+            variant=filters.cache_variant(explain=explain),
         )
         cached = self._cached(key)
         self.visibility.served(user_id)
         if cached is not None:
             return cached
-        recs = model.recommender.recommend(user_id, k=k, online=user_state.as_online())
+        online = user_state.as_online()
+        recommender = model.recommender
+        candidates = candidate_mask(recommender, filters, allowed)
+        recs = recommender.recommend(user_id, k=k, online=online, candidates=candidates)
         metrics.RECOMMENDATIONS_SERVED.labels(strategy=recs.strategy).inc()
         if recs.strategy == "fold-in":
             metrics.FOLD_INS.inc()
-        return _Scored(recs, key)
+        # The same ratings the scores came from, so the reason matches the list.
+        reasons = recommender.explain(user_id, recs.movie_ids, online=online) if explain else {}
+        return _Scored(recs, key, reasons)
 
     def _titled(self, model: LoadedModel, scored: _Scored, *, user_id: int, k: int) -> RecommendationsOut:
-        info = self.movies.get_many(scored.recs.movie_ids.tolist())
-        response = recommendations_out(model, scored.recs, info, user_id=user_id, k=k)
+        # The explained-by movies' titles come in the same query as the list's.
+        movie_ids = scored.recs.movie_ids.tolist()
+        because = {reason.because_movie_id for reason in scored.reasons.values()} - set(movie_ids)
+        info = self.movies.get_many(movie_ids + sorted(because))
+        response = recommendations_out(model, scored.recs, info, user_id=user_id, k=k, reasons=scored.reasons)
         # A list without titles (database down) is served but not cached: it would
         # outlive the outage by the whole TTL.
         if info is not None:
             self._cache_set(scored.key, response.model_dump(mode="json"))
         return response
 
-    async def recommend(self, model: LoadedModel, *, user_id: int, k: int) -> RecommendationsOut:
-        step = partial(self._cached_or_scored, model, user_id=user_id, k=k)
+    async def recommend(
+        self,
+        model: LoadedModel,
+        *,
+        user_id: int,
+        k: int,
+        filters: RecommendationFilters = NO_FILTERS,
+        explain: bool = False,
+    ) -> RecommendationsOut:
+        """Raises MetadataUnavailableError for a genre/year filter with the database down."""
+        allowed = None
+        if filters.by_metadata:
+            # A database wait: on the shared pool, like the titles, not the scoring threads.
+            matching = partial(
+                self.movies.movie_ids_matching,
+                genre=filters.genre,
+                year_min=filters.year_min,
+                year_max=filters.year_max,
+            )
+            allowed = await anyio.to_thread.run_sync(matching)
+        step = partial(
+            self._cached_or_scored,
+            model,
+            user_id=user_id,
+            k=k,
+            filters=filters,
+            allowed=allowed,
+            explain=explain,
+        )
         result = await anyio.to_thread.run_sync(step, limiter=self.limiter)
         if isinstance(result, RecommendationsOut):
             return result

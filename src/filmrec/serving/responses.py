@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
+
 from filmrec.serving.api_keys import HEADER
 from filmrec.serving.schemas import ErrorOut, ValidationErrorOut
 
@@ -26,8 +28,27 @@ INVALID: Responses = {
         "description": "Invalid input: `detail` says what is wrong, `errors` lists each problem",
     }
 }
+
+
+def invalid_query(name: str, message: str, value: Any) -> RequestValidationError:
+    """A 422 for a rule the route checks itself (across parameters, after normalising).
+
+    Raised as a RequestValidationError, not an HTTPException(422): the app's handler
+    gives it the documented body (ValidationErrorOut, with `errors`).
+    """
+    return RequestValidationError(
+        [{"loc": ("query", name), "msg": message, "type": "value_error", "input": value}]
+    )
+
+
 UNAVAILABLE = error(503, "A dependency this answer needs is unavailable; `detail` says which")
 NO_MODEL = error(503, "No model is loaded yet")
+# One status, one entry: FastAPI keeps the last of two 503s, so the causes share it.
+NO_MODEL_OR_METADATA = error(
+    503,
+    "No model is loaded yet, or a genre or year filter was asked while the metadata database "
+    "is unavailable; `detail` says which",
+)
 AUTH: Responses = {
     **error(401, f"No API key: send one in the {HEADER} header"),
     **error(403, "The API key is not one of the configured keys"),

@@ -28,8 +28,26 @@ class MovieOut(BaseModel):
     genres: list[str]
 
 
+class ExplanationOut(BaseModel):
+    """The user's rated movie that contributed most to a recommendation."""
+
+    movie_id: int
+    title: str | None = Field(description="None when the metadata database is down")
+    weight: float = Field(
+        description="How much it contributed: its cosine with the recommended movie (ALS), "
+        "or its term in the score (EASE)"
+    )
+
+
 class ScoredMovieOut(MovieOut):
     score: float
+    # Left out of the body unless asked for (explain=true): a list without explanations
+    # is byte for byte what it was before they existed, cached entries included.
+    because: ExplanationOut | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="With explain=true: why it was recommended (absent for a user with no ratings)",
+    )
 
 
 class MovieSearchOut(BaseModel):

@@ -46,7 +46,7 @@ async def search_movies(
     """Search titles (in the metadata database), optionally within one genre; paginated."""
     query = normalise_title(q) if q is not None else ""
     if q is not None and not query:
-        raise HTTPException(422, detail="q: needs a letter or a digit")
+        raise responses.invalid_query("q", "needs a letter or a digit", q)
     search = partial(movies.search, query, genre=genre, limit=limit, offset=offset)
     try:
         page = await anyio.to_thread.run_sync(search)

@@ -2,26 +2,95 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import Field
 
 from filmrec.serving import responses
 from filmrec.serving.deps import ModelDep, RecommendationsDep
+from filmrec.serving.movie_lookup import MetadataUnavailableError
+from filmrec.serving.recommendations import MAX_EXCLUDED, RecommendationFilters
 from filmrec.serving.schemas import RecommendationsOut
 
 router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
+# The years MovieLens can hold: from the first films to well past today. A bound
+# keeps a typo (year_min=20000) a 422 instead of a silently empty list.
+YEAR_MIN, YEAR_MAX = 1870, 2100
+
 UserId = Annotated[int, Path(gt=0, lt=2**31, description="MovieLens user id")]
 TopK = Annotated[int, Query(ge=1, le=100, description="How many movies to return")]
+GenreFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        # Printable only: PostgreSQL refuses a NUL in a string, and a database error
+        # must not be what a malformed filter earns (a 503, a tripped breaker).
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Only movies of this genre, in any case (GET /movies/genres lists them); "
+        "an unknown genre gives an empty list. Needs the metadata database (503 without it).",
+    ),
+]
+YearMin = Annotated[
+    int | None,
+    Query(
+        ge=YEAR_MIN,
+        le=YEAR_MAX,
+        description="Only movies released in this year or later (movies without a year are left out); "
+        "at most year_max. Needs the metadata database (503 without it).",
+    ),
+]
+YearMax = Annotated[
+    int | None,
+    Query(
+        ge=YEAR_MIN,
+        le=YEAR_MAX,
+        description="Only movies released in this year or earlier (movies without a year are left out); "
+        "at least year_min. Needs the metadata database (503 without it).",
+    ),
+]
+MovieIdItem = Annotated[int, Field(gt=0, lt=2**31)]
+Excluded = Annotated[
+    list[MovieIdItem] | None,
+    Query(
+        max_length=MAX_EXCLUDED,
+        description=f"Movie ids never to return, repeated (exclude=1&exclude=2); at most {MAX_EXCLUDED}",
+    ),
+]
+Explain = Annotated[
+    bool,
+    Query(description="Add `because` to each item: the user's rated movie that contributed most"),
+]
 
 
 @router.get(
     "/{user_id}",
     response_model=RecommendationsOut,
-    responses={**responses.INVALID, **responses.NO_MODEL},
+    responses={**responses.INVALID, **responses.NO_MODEL_OR_METADATA},
 )
 async def get_recommendations(
-    user_id: UserId, service: RecommendationsDep, model: ModelDep, k: TopK = 10
+    user_id: UserId,
+    service: RecommendationsDep,
+    model: ModelDep,
+    k: TopK = 10,
+    genre: GenreFilter = None,
+    year_min: YearMin = None,
+    year_max: YearMax = None,
+    exclude: Excluded = None,
+    explain: Explain = False,
 ) -> RecommendationsOut:
     """Top-k movies the user has not rated, with ratings the model has not seen folded in;
-    the popular ones for a user with no ratings."""
-    return await service.recommend(model, user_id=user_id, k=k)
+    the popular ones for a user with no ratings. The filters apply before the top-k cut:
+    k movies come back whenever k pass them."""
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise responses.invalid_query("year_min", f"must be at most year_max ({year_max})", year_min)
+    filters = RecommendationFilters(
+        genre=genre, year_min=year_min, year_max=year_max, exclude=tuple(exclude or ())
+    )
+    try:
+        return await service.recommend(model, user_id=user_id, k=k, filters=filters, explain=explain)
+    except MetadataUnavailableError as error:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"the genre and year filters need the metadata database: {error}",
+        ) from error
