@@ -6,7 +6,7 @@ Spark's ALS does its linear algebra through dev.ludovic.netlib, which loads the
 system's libblas.so.3 (here OpenBLAS, Debian's libopenblas0-pthread) or else falls
 back to Java code. Each variant fits the same ALS on the bundled ratings in a fresh
 driver JVM (the choice is made when the JVM loads netlib):
-- native: the system BLAS, with OpenBLAS's own threads;
+- native: the system BLAS, with as many OpenBLAS threads as cores (its default);
 - native, 1 thread: OPENBLAS_NUM_THREADS=1, as Spark's docs advise when every core
   already runs a task;
 - java: the native library name pointed at a file that does not exist.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "native": {"env": {}, "java_options": ""},
+    "native": {"env": {"OPENBLAS_NUM_THREADS": str(os.cpu_count() or 1)}, "java_options": ""},
     "native-1-thread": {"env": {"OPENBLAS_NUM_THREADS": "1"}, "java_options": ""},
     "java": {"env": {}, "java_options": "-Ddev.ludovic.netlib.blas.nativeLib=filmrec-no-native-blas.so"},
 }

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     spark_local_ip: str = Field(default="127.0.0.1", alias="SPARK_LOCAL_IP")
     # The Python of Spark's workers (None: the driver's own interpreter).
     pyspark_python: str | None = Field(default=None, alias="PYSPARK_PYTHON")
+    # Threads of the native BLAS inside Spark's JVM: 1, because every core already runs
+    # a task (OpenBLAS's own threads on top made a rank-128 ALS fit 3x slower).
+    openblas_num_threads: int = Field(default=1, ge=1, alias="OPENBLAS_NUM_THREADS")
 
     # Training: the search (`default` or `quick`) and its budget per model family
     # (trials, or seconds; unset: the search's own), unless a DAG run says otherwise.

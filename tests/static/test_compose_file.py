@@ -111,6 +111,7 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
             "FILMREC_TRAINING_SEARCH_SECONDS",
             "FILMREC_EASE_MAX_ITEMS",
             "PYSPARK_PYTHON",
+            "OPENBLAS_NUM_THREADS",
             "FILMREC_SPARK_JOBS_DIR",
             "FILMREC_MOVIELENS_DIR",
         },

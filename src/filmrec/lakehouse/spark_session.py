@@ -23,6 +23,8 @@ def build_spark(*, app_name: str, settings: Settings | None = None) -> SparkSess
     # interpreter with filmrec installed: this one unless PYSPARK_PYTHON says otherwise
     # (pyspark reads the variable itself, for the workers of every master).
     os.environ["PYSPARK_PYTHON"] = settings.pyspark_python or sys.executable
+    # Read by OpenBLAS when the JVM loads it (local mode: the driver is the executor).
+    os.environ["OPENBLAS_NUM_THREADS"] = str(settings.openblas_num_threads)
     from pyspark.sql import SparkSession
 
     jars = cached_jars(settings.jars_dir)
@@ -40,6 +42,7 @@ def build_spark(*, app_name: str, settings: Settings | None = None) -> SparkSess
         # toPandas/createDataFrame through Arrow: the training job hands millions of
         # ratings to numpy, which row by row through pickle takes minutes.
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.executorEnv.OPENBLAS_NUM_THREADS", str(settings.openblas_num_threads))
     )
     if settings.spark_master.startswith("local"):
         builder = builder.config("spark.ui.enabled", "false")

@@ -117,7 +117,8 @@ def _top_lists(
 class ListMetrics:
     """What the lists look like beyond accuracy, over every user the model knows.
 
-    catalogue_coverage: the share of the catalogue that appears in someone's top k;
+    catalogue_coverage: the share of the catalogue (every movie rated in train) that
+    appears in someone's top k;
     novelty: the mean popularity rank of recommended movies (1 = the most rated; a
     model that wins on nDCG by recommending only blockbusters shows a low number);
     genre_diversity: the mean over lists of the mean pairwise Jaccard distance of
@@ -165,8 +166,11 @@ def list_metrics(
                     [genres.get(int(m), frozenset()) for m in model.item_ids[row]]
                 )
                 lists += 1
+    # Over the catalogue of train, not the model's own items: a family that leaves rare
+    # movies out (EASE's min_item_ratings) must not look broader for it.
+    catalogue = train["movie_id"].nunique()
     return ListMetrics(
-        catalogue_coverage=float(recommended.mean()) if model.n_items else 0.0,
+        catalogue_coverage=float(recommended.sum()) / catalogue if catalogue else 0.0,
         novelty=rank_total / max(slots, 1),
         genre_diversity=diversity_total / lists if genres is not None and lists else None,
         users=len(users),
