@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     # Before the JVM starts: a bad search name fails in a second.
     search = parse_search(args.search, trials=args.trials, seconds=args.search_seconds)
-    spark = submitted_spark("filmrec-train")
+    spark = submitted_spark("filmrec-train-als")
     try:
         result = train_and_register(spark, search=search, data_version=args.data_version)
     finally:
