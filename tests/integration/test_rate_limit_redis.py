@@ -9,24 +9,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from filmrec.ingestion.contract import RatingEvent
 from filmrec.serving import deps
 from filmrec.serving.api_keys import hash_key
 from filmrec.serving.app import create_app
-from filmrec.serving.schemas import RatingIn
+from tests.fake_intake import AcceptAll
 from tests.integration.service_helpers import make_settings
 
 RATING = {"user_id": 1, "movie_id": 2, "rating": 4.0}
-
-
-class AcceptAll:
-    """Kafka is not under test here: only the security layers decide the answer."""
-
-    topic = "ratings"
-
-    def accept(self, rating: RatingIn) -> RatingEvent:
-        return RatingEvent(event_id=uuid.uuid4(), user_id=rating.user_id, movie_id=rating.movie_id,
-                           rating=rating.rating, source="api")  # fmt: skip
 
 
 def replica(root: Path, redis_url: str, keys: str, **overrides: Any) -> FastAPI:

@@ -7,7 +7,6 @@ everything, so only the security layers decide the answer.
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,22 +16,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from filmrec.config import Settings
-from filmrec.ingestion.contract import RatingEvent
 from filmrec.serving import deps, metrics
 from filmrec.serving.api_keys import ApiKeyConfigError, ApiKeyring, hash_key, new_key, parse_keys
 from filmrec.serving.app import create_app
 from filmrec.serving.rate_limit import KeyRateLimiter
-from filmrec.serving.schemas import RatingIn
+from tests.fake_intake import AcceptAll
 
 RATING = {"user_id": 1, "movie_id": 2, "rating": 4.5}
-
-
-class AcceptAll:
-    topic = "ratings"
-
-    def accept(self, rating: RatingIn) -> RatingEvent:
-        return RatingEvent(event_id=uuid.uuid4(), user_id=rating.user_id, movie_id=rating.movie_id,
-                           rating=rating.rating, source="api")  # fmt: skip
 
 
 def make_app(tmp_path: Path, **settings: Any) -> FastAPI:
