@@ -90,13 +90,3 @@ def test_a_catalogue_too_large_skips_the_family_with_its_reason(
         )
     assert outcome.best_params is None
     assert outcome.skipped_reason == "EASE skipped: too many movies for the test"
-
-
-def test_the_search_never_sees_the_test_split(folds: list[ValidationFold], tracking: str) -> None:
-    """It is handed folds only: what it fits on are the folds' fit parts, nothing else."""
-    trainer = FakeTrainer()
-    with mlflow.start_run(experiment_id=tracking):
-        search_family(
-            trainer, folds, SearchSpace(budget=SearchBudget(trials=2), folds=3), EvaluationProtocol(k=3)
-        )
-    assert trainer.fits and len(trainer.fits) <= 2 * len(folds)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from filmrec.config import Settings, get_settings
 from filmrec.lakehouse.tables import LakehouseTables, read_table, table_version
+from filmrec.model.recommender import FactorRecommender
 from filmrec.model.registry import (
     PROMOTION_METRIC,
     TAG_DATA_VERSION,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from pyspark.sql import DataFrame, SparkSession
 
-    from filmrec.model.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,8 @@ def _evaluate_on_test(
     model = trainer.fit(splits.train, params)
     metrics = evaluate(model, train=splits.train.pdf, test=splits.test_pdf, k=protocol.k)
     if isinstance(params, ALSParams) and not params.implicit_prefs:
-        metrics = dataclasses.replace(metrics, rmse=rmse(model, splits.test_pdf))  # type: ignore[arg-type]
+        assert isinstance(model, FactorRecommender)  # explicit feedback is ALS's alone
+        metrics = dataclasses.replace(metrics, rmse=rmse(model, splits.test_pdf))
     return metrics, list_metrics(model, train=splits.train.pdf, k=protocol.k, genres=genres)
 
 
@@ -313,7 +314,7 @@ def train_and_register(
         winner = max(contenders, key=lambda report: report.outcome.best_validation_ndcg)
         assert winner.outcome.best_params is not None and winner.test is not None and winner.lists
         with clock.step("refit"):
-            final: Recommender = winner.trainer.fit(splits.all, winner.outcome.best_params)
+            final = winner.trainer.fit(splits.all, winner.outcome.best_params)
 
         metrics = winner.test.as_mlflow()
         baseline_metrics = baseline.as_mlflow()
@@ -325,7 +326,7 @@ def train_and_register(
                 for k, v in (baseline_metrics | baseline_lists.as_mlflow()).items()
             }
         )
-        mlflow.log_metric("validation_ndcg_at_10", winner.outcome.best_validation_ndcg)
+        mlflow.log_metric(f"validation_ndcg_at_{protocol.k}", winner.outcome.best_validation_ndcg)
         for report in contenders:
             assert report.test is not None
             mlflow.log_metrics(
