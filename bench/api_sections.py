@@ -232,12 +232,16 @@ def run_soak(
     from bench.streaming import bench_broker
     from bench.training import bench_settings
     from filmrec.config import get_settings
+    from filmrec.ingestion.topics import ensure_topic
 
     settings = bench_settings(scratch, get_settings().jars_dir)
     with bench_broker(settings, scratch) as bootstrap:
+        topic = f"bench-soak-{uuid.uuid4().hex[:8]}"
+        # Created first, with the platform's partitions: POST /ratings must not wait on auto-creation.
+        ensure_topic(settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_topic": topic}))
         env = settings_env | {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "KAFKA_RATINGS_TOPIC": f"bench-soak-{uuid.uuid4().hex[:8]}",
+            "KAFKA_RATINGS_TOPIC": topic,
             # The soak's writes are load, not abuse: the per-key limit must not answer 429.
             "FILMREC_RATE_LIMIT": "1000000/minute",
             "API_WORKERS": str(workers),
