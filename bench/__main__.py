@@ -147,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--swap-seconds", type=int, default=15, help="duration of the load run around the swap"
     )
+    parser.add_argument(
+        "--outages",
+        action="store_true",
+        help="stop and restart the real Redis, PostgreSQL and MLflow (scripts/services.sh up) under load",
+    )
+    parser.add_argument(
+        "--outage-seconds", type=int, default=20, help="load run per outage (down for a quarter)"
+    )
+    parser.add_argument("--outage-rate", type=float, default=200.0, help="requests/s offered during outages")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--root", type=Path, default=Path("var/bench"))
     parser.add_argument(
