@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         help="stop and restart the real Redis, PostgreSQL and MLflow (scripts/services.sh up) under load",
     )
     parser.add_argument(
-        "--outage-seconds", type=int, default=20, help="load run per outage (down for a quarter)"
+        "--outage-seconds", type=int, default=60, help="load run per outage (down for a quarter)"
     )
     parser.add_argument("--outage-rate", type=float, default=200.0, help="requests/s offered during outages")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
@@ -214,11 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.soak:
 
         def soak() -> dict[str, Any]:
-            api = results.get("api", {})
-            peak = api.get("cache_hit", {}).get("requests_per_second") if isinstance(api, dict) else None
             return run_soak(
-                env, user_ids, movie_ids, minutes=args.soak, peak_rps=peak, window_seconds=args.soak_window,
-                scratch=scratch / "soak",
+                env, user_ids, movie_ids, minutes=args.soak, peak_seconds=min(10, args.soak_window),
+                window_seconds=args.soak_window, scratch=scratch / "soak",
             )  # fmt: skip
 
         sections["soak"] = soak
