@@ -234,6 +234,9 @@ def run_soak(
     from filmrec.config import get_settings
     from filmrec.ingestion.topics import ensure_topic
 
+    reason = _needs_redis(workers, settings_env)
+    if reason:
+        return {"skipped": reason}
     settings = bench_settings(scratch, get_settings().jars_dir)
     with bench_broker(settings, scratch) as bootstrap:
         topic = f"bench-soak-{uuid.uuid4().hex[:8]}"
@@ -403,6 +406,9 @@ def run_swap(
     from filmrec.config import get_settings
     from filmrec.model.registry import configure_mlflow
 
+    reason = _needs_redis(workers, settings_env)
+    if reason:
+        return {"skipped": reason}
     settings = bench_settings(Path(settings_env["FILMREC_VAR_DIR"]).parent, get_settings().jars_dir)
     client = configure_mlflow(settings)
     before = client.get_model_version_by_alias(settings.model_name, settings.champion_alias).version
