@@ -3,11 +3,16 @@
 wrk (C, Debian package `wrk`) barely competes with the server for the 2 cores; the
 Python fallback does, so its numbers are lower bounds. The report says which ran.
 Every run is bounded in time and sends traffic to loopback only.
+
+A run with any failed request (a 4xx/5xx status, a socket connect, read or write
+error, a timeout) is reported as failed: its requests/s is not a result (None), so a
+server that answers errors fast can never look fast.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -16,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -30,12 +35,31 @@ class LoadResult:
     seconds: float
     requests: int
     errors: int
-    requests_per_second: float
+    # None when any request failed: see `failed`.
+    requests_per_second: float | None
     p50_ms: float
     p99_ms: float
+    # What failed, by kind (wrk: status, connect, read, write, timeout).
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    connections: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.errors > 0
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return asdict(self) | {"failed": self.failed}
+
+
+def _result(
+    name: str, url: str, tool: str, *, seconds: float, requests: int, error_kinds: dict[str, int],
+    p50_ms: float, p99_ms: float, connections: int,
+) -> LoadResult:  # fmt: skip
+    errors = sum(error_kinds.values())
+    rate = None if errors else round(requests / seconds, 1)
+    return LoadResult(
+        name, url, tool, seconds, requests, errors, rate, p50_ms, p99_ms, error_kinds, connections
+    )
 
 
 def wait_until_up(url: str, *, timeout: float = 120.0) -> None:
@@ -57,11 +81,38 @@ SERVED_APP = "filmrec.serving.app:create_served_app"
 class ServerProcess:
     """A uvicorn server in its own process, so the load generator does not share its GIL."""
 
-    def __init__(self, target: str, *, port: int, env: dict[str, str] | None = None, factory: bool = False):
+    def __init__(
+        self,
+        target: str,
+        *,
+        port: int,
+        env: dict[str, str] | None = None,
+        factory: bool = False,
+        workers: int = 1,
+    ):
+        # The same command line for the API and the bare yardstick: same server, same
+        # settings, same number of worker processes; only the app differs.
         command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
-        command += ["--log-level", "warning", "--no-access-log"] + (["--factory"] if factory else [])
+        command += ["--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+        command += ["--factory"] if factory else []
         self.process = subprocess.Popen(command, env={**os.environ, **(env or {})})
         self.base_url = f"http://127.0.0.1:{port}"
+        self.workers = workers
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server: the process and its worker processes."""
+        import psutil
+
+        try:
+            parent = psutil.Process(self.process.pid)
+            processes = [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += process.memory_info().rss
+        return total
 
     def stop(self) -> None:
         self.process.terminate()
@@ -78,25 +129,30 @@ def expand(path_template: str, ids: list[int]) -> list[str]:
     return [path_template.replace("{id}", str(i)) for i in ids]
 
 
-_WRK_LUA = """
-local paths = {%s}
-request = function()
-  return wrk.format("GET", paths[math.random(#paths)])
-end
+# Appended to every wrk script: one line with the counts parse_wrk reads.
+WRK_DONE_LUA = """
 done = function(summary, latency, requests)
-  io.write(string.format("FILMREC %%d %%d %%f %%f\\n", summary.requests,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout,
+  local e = summary.errors
+  io.write(string.format("FILMREC %d %d %d %d %d %d %f %f\\n", summary.requests,
+    e.status, e.connect, e.read, e.write, e.timeout,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
 
+_WRK_GET_LUA = """
+local paths = {%s}
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
 
-def _run_wrk(
-    name: str, base_url: str, path_template: str, ids: list[int], *, seconds: int, connections: int
+
+def run_wrk_script(
+    name: str, base_url: str, script: str, *, seconds: float, connections: int, label: str = ""
 ) -> LoadResult:
-    script = _WRK_LUA % ",".join(f'"{path}"' for path in expand(path_template, ids))
+    """wrk (one thread) with a request() script of the caller's, `seconds` long."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
+        handle.write(script + WRK_DONE_LUA)
     try:
         output = subprocess.run(
             ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", handle.name, base_url],
@@ -104,20 +160,38 @@ def _run_wrk(
         ).stdout  # fmt: skip
     finally:
         Path(handle.name).unlink()
-    match = re.search(r"FILMREC (\d+) (\d+) ([\d.]+) ([\d.]+)", output)
+    return parse_wrk(name, base_url + label, output, seconds=seconds, connections=connections)
+
+
+def _run_wrk(
+    name: str, base_url: str, path_template: str, ids: list[int], *, seconds: int, connections: int
+) -> LoadResult:
+    script = _WRK_GET_LUA % ",".join(f'"{path}"' for path in expand(path_template, ids))
+    return run_wrk_script(
+        name, base_url, script, seconds=seconds, connections=connections, label=path_template
+    )
+
+
+def parse_wrk(name: str, url: str, output: str, *, seconds: float, connections: int) -> LoadResult:
+    """The FILMREC line our done() hook prints. wrk counts a status >= 400 as a status error."""
+    match = re.search(r"FILMREC (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", output)
     if match is None:
         raise RuntimeError(f"could not read wrk output:\n{output}")
-    requests, errors = int(match[1]), int(match[2])
-    p50_ms, p99_ms = round(float(match[3]), 3), round(float(match[4]), 3)
-    rate = round(requests / seconds, 1)
-    return LoadResult(name, base_url + path_template, "wrk", seconds, requests, errors, rate, p50_ms, p99_ms)
+    kinds = dict(
+        zip(("status", "connect", "read", "write", "timeout"), map(int, match.groups()[1:6]), strict=True)
+    )
+    return _result(
+        name, url, "wrk", seconds=seconds, requests=int(match[1]),
+        error_kinds={kind: count for kind, count in kinds.items() if count},
+        p50_ms=round(float(match[7]), 3), p99_ms=round(float(match[8]), 3), connections=connections,
+    )  # fmt: skip
 
 
 async def _python_load(
     base_url: str, paths: list[str], *, seconds: int, connections: int
-) -> tuple[int, int, list[float]]:
+) -> tuple[int, dict[str, int], list[float]]:
     latencies: list[float] = []
-    errors = 0
+    errors = {"status": 0, "socket": 0}
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
 
@@ -127,14 +201,14 @@ async def _python_load(
                 start = time.perf_counter()
                 try:
                     response = await client.get(random.choice(paths))
-                    if response.status_code >= 400:
-                        errors += 1
+                    if not 200 <= response.status_code < 300:
+                        errors["status"] += 1
                 except httpx.HTTPError:
-                    errors += 1
+                    errors["socket"] += 1
                 latencies.append((time.perf_counter() - start) * 1000)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
-    return len(latencies), errors, latencies
+    return len(latencies), {kind: n for kind, n in errors.items() if n}, latencies
 
 
 def measure(
@@ -150,8 +224,9 @@ def measure(
         _python_load(base_url, paths, seconds=seconds, connections=connections)
     )
     ordered = sorted(latencies) or [0.0]
-    return LoadResult(
-        name, base_url + path_template, "python-asyncio", seconds, requests, errors,
-        round(requests / seconds, 1), round(ordered[len(ordered) // 2], 3),
-        round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+    return _result(
+        name, base_url + path_template, "python-asyncio", seconds=seconds, requests=requests,
+        error_kinds=errors,
+        p50_ms=round(ordered[len(ordered) // 2], 3),
+        p99_ms=round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3), connections=connections,
     )  # fmt: skip

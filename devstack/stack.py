@@ -17,7 +17,7 @@
 | Airflow api-server,     | PyPI, the project venv       | 8080              |
 | scheduler, dag-processor,|                             |                   |
 | triggerer               |                              |                   |
-| the API                 | `uvicorn main:app` (api/)    | 8000              |
+| the API                 | `python main.py` (api/), API_WORKERS processes | 8000 |
 | ratings-stream (opt-in) | spark-submit of spark/jobs/ingest_ratings.py --continuous | none |
 
 Grafana has no package here; it is the one service of Compose this stack lacks.
@@ -516,12 +516,13 @@ class NativeStack:
                 "MODEL_POLL_SECONDS": dev_settings().model_poll_seconds,
             }
         )
-        # The container's command, `uvicorn main:app`, on the same api/main.py.
-        command = [sys.executable, "-m", "uvicorn", "--app-dir", str(API_ENTRY_DIR), "main:app"]
+        # The container's command, `python main.py`, on the same api/main.py: API_WORKERS
+        # (from the environment, 1 by default) worker processes, as in the image.
+        command = [sys.executable, str(API_ENTRY_DIR / "main.py")]
         return Daemon(
             "api",
             self.ports.api,
-            [*command, "--host", HOST, "--port", str(self.ports.api)],
+            command,
             env,
             lambda: http_ok(f"{self.api_url}/health"),
             120,

@@ -98,13 +98,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from filmrec.serving.server import serve
 
-    from filmrec.serving.app import create_app
-    from filmrec.serving.jvm_guard import refuse_jvm_side
-
-    refuse_jvm_side()  # a serving process: no JVM side (see serving/jvm_guard.py)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=args.port or settings.api_port)
+    # API_WORKERS processes; the launcher refuses a worker count the settings cannot serve.
+    serve(settings, port=args.port)
     return 0
 
 

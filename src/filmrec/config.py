@@ -128,6 +128,16 @@ class Settings(BaseSettings):
     # holds the GIL: more threads only queue on it (measured: 16 connections, 1 thread
     # ~2.6x the throughput of 40, see README). Scale out with processes (--workers).
     scoring_threads: int = Field(default=1, ge=1, le=64, alias="SCORING_THREADS")
+    # In front of the cache, each process keeps this many response bodies for this
+    # long (serving/hit_cache.py): a hit there costs no thread hop and no Redis round
+    # trip for the list. Short, because its entries are not invalidated, only aged
+    # out; 0 turns it off.
+    hit_cache_entries: int = Field(default=20_000, ge=0, alias="HIT_CACHE_ENTRIES")
+    hit_cache_ttl_seconds: float = Field(default=5.0, ge=0, alias="HIT_CACHE_TTL_SECONDS")
+    # Worker processes of `filmrec serve`, the image and the native stack (uvicorn
+    # workers). Each polls the registry and consumes the ratings topic itself, so
+    # more than one needs the shared online state in Redis (serving/server.py).
+    api_workers: int = Field(default=1, ge=1, le=32, alias="API_WORKERS")
     # The real-time loop: the API consumes the ratings topic (when Kafka is configured)
     # and folds each user's ratings that the model lacks into their vector. A user's
     # online ratings live this long after their latest one (longer than the retrain

@@ -90,8 +90,10 @@ def test_end_to_end_postgres_redis_mlflow(spark, trained_on_server, fresh_pg_dat
 
 
 def test_redis_stopped_and_restarted(trained_on_server, throwaway_redis) -> None:  # type: ignore[no-untyped-def]
+    # The in-process LRU off: it would answer the repeated users from memory through the
+    # outage (test_an_lru_hit_outlives_a_redis_outage), and this test is about Redis.
     settings = trained_on_server.settings(
-        REDIS_URL=throwaway_redis.url, CACHE_RETRY_SECONDS=0.5, CACHE_WARM_ON_SWAP=False
+        REDIS_URL=throwaway_redis.url, CACHE_RETRY_SECONDS=0.5, CACHE_WARM_ON_SWAP=False, HIT_CACHE_ENTRIES=0
     )
     with TestClient(create_app(settings)) as client:
         _recommend(client, 3)
@@ -119,6 +121,23 @@ def test_redis_stopped_and_restarted(trained_on_server, throwaway_redis) -> None
         wait_for(cache_used_again, timeout=15, what="the API to use Redis again")
         assert _ready(client)["by_name"]["cache"]["status"] == "up"
         assert metric_value(client, "filmrec_dependency_up", dependency="cache") == 1
+
+
+def test_an_lru_hit_outlives_a_redis_outage(trained_on_server, throwaway_redis) -> None:  # type: ignore[no-untyped-def]
+    settings = trained_on_server.settings(
+        REDIS_URL=throwaway_redis.url,
+        CACHE_RETRY_SECONDS=0.5,
+        CACHE_WARM_ON_SWAP=False,
+        HIT_CACHE_TTL_SECONDS=600,
+    )
+    with TestClient(create_app(settings)) as client:
+        first = _recommend(client, 3)
+        throwaway_redis.stop()
+        # The body this process holds is still the right one: same model version, and the
+        # online state unreadable degrades to the model alone (state version 0) either way.
+        during = _recommend(client, 3)
+        assert during["source"] == "cache" and during["items"] == first["items"]
+        assert _recommend(client, 4)["source"] == "model"  # never seen: computed, not failed
 
 
 def test_postgres_stopped(spark, trained_on_server, throwaway_postgres, redis_url) -> None:  # type: ignore[no-untyped-def]

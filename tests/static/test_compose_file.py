@@ -88,6 +88,9 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         "SCORING_THREADS",
         "ONLINE_STATE_ENABLED",
         "ONLINE_STATE_TTL_SECONDS",
+        "API_WORKERS",
+        "HIT_CACHE_ENTRIES",
+        "HIT_CACHE_TTL_SECONDS",
         "FILMREC_API_KEYS",
         "FILMREC_DEMO_API_KEY",
         "FILMREC_API_KEYS_FOR_READS",
@@ -137,7 +140,9 @@ CONTAINER_PORTS = {
     "spark-worker": {8082},
     "mlflow": {5000},
     "airflow-apiserver": {8080},
-    "api": {8000},
+    # The API replicas publish nothing: api-proxy publishes the API's port for all of them.
+    "api": set(),
+    "api-proxy": {8000},
     "prometheus": {9090},
     "grafana": {3000},
 }
@@ -432,3 +437,32 @@ def test_the_api_has_real_keys_and_no_demo_key(services: dict[str, dict[str, Any
         Settings(_env_file=None, FILMREC_API_KEYS=environment["FILMREC_API_KEYS"], FILMREC_DEMO_API_KEY="")
     )
     assert keyring.keys and not keyring.demo and keyring.identify("demo") is None
+
+
+def test_the_api_scales_behind_one_proxy_port(
+    services: dict[str, dict[str, Any]], env: dict[str, str]
+) -> None:
+    """Several API replicas (deploy.replicas, or --scale api=N) behind api-proxy's one port."""
+    api, proxy = services["api"], services["api-proxy"]
+    # A published host port would stop a second replica from starting; so would a fixed name.
+    assert "ports" not in api and "container_name" not in api
+    assert int(api["deploy"]["replicas"]) == int(env["API_REPLICAS"]) >= 1
+    assert [str(port) for port in api["expose"]] == ["8000"]
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    mounts = [str(volume) for volume in proxy["volumes"]]
+    assert any(m.startswith("./docker/api-proxy/default.conf:/etc/nginx/conf.d/") for m in mounts), mounts
+    # More than one process in all needs the shared state: the platform's API has Redis.
+    assert api["environment"]["REDIS_URL"].startswith("redis://redis:")
+
+
+def test_the_proxy_config_reaches_every_replica() -> None:
+    conf = (ROOT / "docker" / "api-proxy" / "default.conf").read_text(encoding="utf-8")
+    directives = [line.split("#")[0].strip() for line in conf.splitlines()]
+    directives = [line for line in directives if line]
+    # Docker's DNS, re-resolved: replicas started or replaced later get traffic too.
+    assert any(line.startswith("resolver 127.0.0.11") for line in directives)
+    assert any(line.startswith("server api:8000") and " resolve" in line for line in directives)
+    assert "listen 8000;" in directives and "proxy_pass http://filmrec_api;" in directives
+    # Keep-alive to the replicas needs HTTP/1.1 and no Connection: close.
+    assert "proxy_http_version 1.1;" in directives and 'proxy_set_header Connection "";' in directives
+    assert any(line.startswith("proxy_set_header X-Forwarded-For") for line in directives)

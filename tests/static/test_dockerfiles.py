@@ -222,4 +222,7 @@ def test_api_image_builds_from_api_dir_with_the_package_as_named_context() -> No
     for path in ("Dockerfile", ".env.example", ".dockerignore"):
         assert dockerignore_excludes(path, patterns), path
     cmd = [arguments for keyword, arguments in instructions(ROOT / "api" / "Dockerfile") if keyword == "CMD"]
-    assert cmd and '"main:app"' in cmd[-1]
+    # `python main.py`: the launcher of serving/server.py (API_WORKERS uvicorn workers).
+    assert cmd and '"main.py"' in cmd[-1]
+    entry = (ROOT / "api" / "main.py").read_text(encoding="utf-8")
+    assert "from filmrec.serving.server import main" in entry and "app = create_served_app()" in entry

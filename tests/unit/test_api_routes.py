@@ -22,6 +22,7 @@ from filmrec.metadata.store import MovieInfo
 from filmrec.serving import deps
 from filmrec.serving.app import create_app
 from filmrec.serving.cache import InProcessCache
+from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MetadataUnavailableError, MovieLookup
 from filmrec.serving.online_state import InProcessOnlineState, VisibilityTracker
@@ -126,6 +127,7 @@ def app(
         online=online,
         visibility=intake.visibility,
         cache_ttl_seconds=60,
+        hit_cache=HitCache(max_entries=100, ttl_seconds=60),
     )
     application = create_app(Settings(_env_file=None, FILMREC_VAR_DIR=tmp_path / "var"))
     application.dependency_overrides = {

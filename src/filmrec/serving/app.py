@@ -30,6 +30,7 @@ from filmrec.serving.api_keys import HEADER, ApiKeyring
 from filmrec.serving.cache import build_cache
 from filmrec.serving.deps import require_read_key
 from filmrec.serving.health_checks import ReadinessProbe
+from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.model_holder import ChampionLoader, ModelHolder, fail_fast_mlflow_http
 from filmrec.serving.movie_lookup import MovieLookup
@@ -150,6 +151,12 @@ def build_state(settings: Settings) -> AppState:
             visibility=visibility,
             cache_ttl_seconds=settings.cache_ttl_seconds,
             limiter=anyio.CapacityLimiter(settings.scoring_threads),
+            # With the cache off, nothing is cached: not in the LRU either.
+            hit_cache=HitCache(
+                max_entries=settings.hit_cache_entries, ttl_seconds=settings.hit_cache_ttl_seconds
+            )
+            if settings.cache_enabled
+            else None,
         ),
         intake=RatingIntake(settings, online, visibility),
         readiness=ReadinessProbe(

@@ -4,23 +4,27 @@ Keys carry the model version, so a new champion never serves an old list, and th
 user's online state version, so a new rating never meets a list cached before it. Every
 cache raises on failure; callers (serving/recommendations.py) count the error and
 answer from the model instead.
+
+Values are the response body itself, JSON bytes serialised once when the list is
+computed: a hit is returned as stored, with no decoding, validation or re-encoding.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from filmrec.serving.redis_client import GuardedRedis
 
 if TYPE_CHECKING:
     from filmrec.config import Settings
 
-KEY_PREFIX = "filmrec:recs"
+# "json1": the value format (a whole response body). Entries of another format, from a
+# replica still running older code, then never meet this code's keys.
+KEY_PREFIX = "filmrec:recs:json1"
 
 
 def model_key_prefix(*, model_version: str, model_name: str | None = None) -> str:
@@ -52,11 +56,11 @@ def recommendation_key(
 class RecommendationCache(Protocol):
     name: str
 
-    def get(self, key: str) -> dict[str, Any] | None: ...
+    def get(self, key: str) -> bytes | None: ...
 
-    def set(self, key: str, value: dict[str, Any], *, ttl_seconds: int) -> None: ...
+    def set(self, key: str, value: bytes, *, ttl_seconds: int) -> None: ...
 
-    def set_many(self, values: Mapping[str, dict[str, Any]], *, ttl_seconds: int) -> None: ...
+    def set_many(self, values: Mapping[str, bytes], *, ttl_seconds: int) -> None: ...
 
     def ping(self) -> None: ...
 
@@ -67,11 +71,11 @@ class InProcessCache:
     name = "in-process"
 
     def __init__(self, *, max_entries: int = 100_000) -> None:
-        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._max_entries = max_entries
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> bytes | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -81,17 +85,16 @@ class InProcessCache:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
-        return json.loads(payload)
+        return payload
 
-    def set(self, key: str, value: dict[str, Any], *, ttl_seconds: int) -> None:
+    def set(self, key: str, value: bytes, *, ttl_seconds: int) -> None:
         self.set_many({key: value}, ttl_seconds=ttl_seconds)
 
-    def set_many(self, values: Mapping[str, dict[str, Any]], *, ttl_seconds: int) -> None:
-        # Stored as JSON so callers get a fresh copy and behave as with Redis.
-        payloads = [(key, json.dumps(value)) for key, value in values.items()]
+    def set_many(self, values: Mapping[str, bytes], *, ttl_seconds: int) -> None:
+        # bytes are immutable: callers share the stored body safely, as with Redis.
         expires_at = time.monotonic() + ttl_seconds
         with self._lock:
-            for key, payload in payloads:
+            for key, payload in values.items():
                 self._entries[key] = (expires_at, payload)
                 self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
@@ -109,13 +112,13 @@ class NullCache:
 
     name = "disabled"
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> bytes | None:
         return None
 
-    def set(self, key: str, value: dict[str, Any], *, ttl_seconds: int) -> None:
+    def set(self, key: str, value: bytes, *, ttl_seconds: int) -> None:
         return None
 
-    def set_many(self, values: Mapping[str, dict[str, Any]], *, ttl_seconds: int) -> None:
+    def set_many(self, values: Mapping[str, bytes], *, ttl_seconds: int) -> None:
         return None
 
     def ping(self) -> None:
@@ -143,23 +146,21 @@ class RedisCache(GuardedRedis):
             max_connections=max_connections,
         )
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> bytes | None:
+        # The client does not decode responses: the stored body comes back as bytes.
         payload = self.breaker.call(lambda: self.client.get(key))
-        return json.loads(payload) if payload is not None else None
+        return payload if payload is None or isinstance(payload, bytes) else payload.encode()
 
-    def set(self, key: str, value: dict[str, Any], *, ttl_seconds: int) -> None:
-        payload = json.dumps(value, separators=(",", ":"))
-        self.breaker.call(lambda: self.client.set(key, payload, ex=ttl_seconds))
+    def set(self, key: str, value: bytes, *, ttl_seconds: int) -> None:
+        self.breaker.call(lambda: self.client.set(key, value, ex=ttl_seconds))
 
-    def set_many(
-        self, values: Mapping[str, dict[str, Any]], *, ttl_seconds: int, chunk_size: int = 1000
-    ) -> None:
+    def set_many(self, values: Mapping[str, bytes], *, ttl_seconds: int, chunk_size: int = 1000) -> None:
         """Write many entries in pipelined round trips of `chunk_size` commands."""
         items = list(values.items())
         for start in range(0, len(items), chunk_size):
             pipe = self.client.pipeline(transaction=False)
             for key, value in items[start : start + chunk_size]:
-                pipe.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_seconds)
+                pipe.set(key, value, ex=ttl_seconds)
             self.breaker.call(pipe.execute)
 
 

@@ -30,6 +30,11 @@ RECOMMENDATIONS_SERVED = Counter(
     "filmrec_recommendations_served", "Recommendation lists served, by strategy", ["strategy"]
 )
 CACHE_REQUESTS = Counter("filmrec_cache_requests", "Cache lookups by result", ["result"])
+# The in-process LRU in front of the cache (serving/hit_cache.py); its hits also count
+# as filmrec_cache_requests hits, so the cache hit ratio covers both layers.
+HIT_CACHE_REQUESTS = Counter(
+    "filmrec_hit_cache_requests", "In-process LRU lookups of response bodies, by result", ["result"]
+)
 CACHE_WARMUPS = Counter(
     "filmrec_cache_warmups", "Bulk cache warm-ups after a model swap, by result", ["result"]
 )

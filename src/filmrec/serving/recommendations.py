@@ -10,6 +10,11 @@ pass, and a list that ignored it would be wrong, so it fails (503) instead.
 Filtered and explained lists are cached like plain ones, under their own keys: a
 page that switches between a few filters gets cache hits, and the online state
 version in the key still retires them at the user's next rating.
+
+/recommendations answers are JSON bytes (orjson), serialised once when a list is
+computed: the caches store the body a hit returns, and a hit returns it as stored.
+With the online state in this process the cache key is known without I/O, so a hit
+in the small LRU (serving/hit_cache.py) is answered on the event loop, no thread hop.
 """
 
 from __future__ import annotations
@@ -19,17 +24,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
-from pydantic import ValidationError
+import orjson
 
 from filmrec.metadata.store import MovieInfo
 from filmrec.model.recommender import Explanation, Recommendations, Recommender
 from filmrec.serving import metrics
 from filmrec.serving.cache import RecommendationCache, recommendation_key
+from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MovieLookup
 from filmrec.serving.online_state import EMPTY_STATE, OnlineStateStore, UserOnlineState, VisibilityTracker
@@ -161,6 +166,16 @@ def candidate_mask(
     return mask
 
 
+def response_body(response: RecommendationsOut) -> bytes:
+    """A /recommendations body as the route returns it (validated when it was built)."""
+    return orjson.dumps(response.model_dump(mode="json"))
+
+
+def cached_body(response: RecommendationsOut) -> bytes:
+    """The body a cache hit returns: the computed one, except that it says `source: cache`."""
+    return response_body(response.model_copy(update={"source": "cache"}))
+
+
 @dataclass(frozen=True)
 class _Scored:
     recs: Recommendations
@@ -187,8 +202,13 @@ class RecommendationService:
         visibility: VisibilityTracker,
         cache_ttl_seconds: int,
         limiter: anyio.CapacityLimiter | None = None,
+        hit_cache: HitCache | None = None,
     ) -> None:
         self.cache = cache
+        self.hit_cache = hit_cache
+        # The in-process online state is a dict lookup: safe on the event loop. Redis's
+        # is a network round trip, so it (and the hit it decides) runs on a thread.
+        self._state_is_local = online is None or online.name == "in-process"
         self.movies = movies
         self.online = online
         self.visibility = visibility
@@ -202,7 +222,7 @@ class RecommendationService:
         metrics.DEPENDENCY_UP.labels(dependency="cache").set(0)
         log.debug("cache %s failed: %s", operation, error)
 
-    def _cache_get(self, key: str) -> dict[str, Any] | None:
+    def _cache_get(self, key: str) -> bytes | None:
         try:
             value = self.cache.get(key)
         except Exception as error:  # a cache outage degrades to computing, never to a 500
@@ -213,24 +233,38 @@ class RecommendationService:
         metrics.DEPENDENCY_UP.labels(dependency="cache").set(1)
         return value
 
-    def _cache_set(self, key: str, value: dict[str, Any]) -> None:
+    def _cache_set(self, key: str, value: bytes) -> None:
+        if self.hit_cache is not None:
+            self.hit_cache.put(key, value)
         try:
             self.cache.set(key, value, ttl_seconds=self.cache_ttl_seconds)
         except Exception as error:
             self._cache_failed(error, "set")
 
-    def _cached(self, key: str) -> RecommendationsOut | None:
-        """The cached response, or None; an entry that no longer validates is a miss."""
-        cached = self._cache_get(key)
-        if cached is None:
+    def _hit(self, key: str) -> bytes | None:
+        """The in-process LRU: bytes already held, so no lock is held across I/O."""
+        if self.hit_cache is None:
             return None
-        try:
-            response = RecommendationsOut.model_validate(cached | {"source": "cache"})
-        except (ValidationError, TypeError) as error:  # another schema, another writer: recompute
-            self._cache_failed(error, "decode")
-            return None
-        metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
-        return response
+        body = self.hit_cache.get(key)
+        metrics.HIT_CACHE_REQUESTS.labels(result="hit" if body is not None else "miss").inc()
+        if body is not None:
+            # A hit of the caches as a whole: the hit ratio on the dashboard counts it.
+            metrics.CACHE_REQUESTS.labels(result="hit").inc()
+        return body
+
+    def _cached(self, key: str, *, lru_checked: bool = False) -> bytes | None:
+        """The cached body, from the LRU or else the shared cache (which then fills the LRU).
+
+        The key carries the value format (cache.KEY_PREFIX), so what is stored under
+        it is this code's body: returned without decoding it."""
+        body = None if lru_checked else self._hit(key)
+        if body is None:
+            body = self._cache_get(key)
+            if body is not None and self.hit_cache is not None:
+                self.hit_cache.put(key, body)
+        if body is not None:
+            metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
+        return body
 
     # -- the online state ------------------------------------------------------------
     def online_state(self, user_id: int) -> UserOnlineState:
@@ -245,6 +279,25 @@ class RecommendationService:
             return EMPTY_STATE
 
     # -- the two answers -------------------------------------------------------------
+    @staticmethod
+    def _key(
+        model: LoadedModel,
+        user_state: UserOnlineState,
+        *,
+        user_id: int,
+        k: int,
+        filters: RecommendationFilters,
+        explain: bool,
+    ) -> str:
+        return recommendation_key(
+            model_name=model.name,
+            model_version=model.version,
+            user_id=user_id,
+            k=k,
+            state_version=user_state.version,
+            variant=filters.cache_variant(explain=explain),
+        )
+
     def _cached_or_scored(
         self,
         model: LoadedModel,
@@ -254,17 +307,13 @@ class RecommendationService:
         filters: RecommendationFilters,
         allowed: npt.NDArray[np.int64] | None,
         explain: bool,
-    ) -> RecommendationsOut | _Scored:
-        user_state = self.online_state(user_id)
-        key = recommendation_key(
-            model_name=model.name,
-            model_version=model.version,
-            user_id=user_id,
-            k=k,
-            state_version=user_state.version,
-            variant=filters.cache_variant(explain=explain),
-        )
-        cached = self._cached(key)
+        user_state: UserOnlineState | None = None,
+    ) -> bytes | _Scored:
+        # Given a state, recommend() has already missed the LRU on the event loop.
+        lru_checked = user_state is not None
+        user_state = user_state if user_state is not None else self.online_state(user_id)
+        key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+        cached = self._cached(key, lru_checked=lru_checked)
         self.visibility.served(user_id)
         if cached is not None:
             return cached
@@ -279,7 +328,7 @@ class RecommendationService:
         reasons = recommender.explain(user_id, recs.movie_ids, online=online) if explain else {}
         return _Scored(recs, key, reasons)
 
-    def _titled(self, model: LoadedModel, scored: _Scored, *, user_id: int, k: int) -> RecommendationsOut:
+    def _titled(self, model: LoadedModel, scored: _Scored, *, user_id: int, k: int) -> bytes:
         # The explained-by movies' titles come in the same query as the list's.
         movie_ids = scored.recs.movie_ids.tolist()
         because = {reason.because_movie_id for reason in scored.reasons.values()} - set(movie_ids)
@@ -288,8 +337,8 @@ class RecommendationService:
         # A list without titles (database down) is served but not cached: it would
         # outlive the outage by the whole TTL.
         if info is not None:
-            self._cache_set(scored.key, response.model_dump(mode="json"))
-        return response
+            self._cache_set(scored.key, cached_body(response))
+        return response_body(response)
 
     async def recommend(
         self,
@@ -299,8 +348,20 @@ class RecommendationService:
         k: int,
         filters: RecommendationFilters = NO_FILTERS,
         explain: bool = False,
-    ) -> RecommendationsOut:
-        """Raises MetadataUnavailableError for a genre/year filter with the database down."""
+    ) -> bytes:
+        """The /recommendations body as JSON bytes (schemas.RecommendationsOut).
+
+        Raises MetadataUnavailableError for a genre/year filter with the database down
+        and no cached answer."""
+        user_state: UserOnlineState | None = None
+        if self._state_is_local and self.hit_cache is not None:
+            user_state = self.online_state(user_id)
+            key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+            body = self._hit(key)
+            if body is not None:
+                metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
+                self.visibility.served(user_id)
+                return body
         allowed = None
         if filters.by_metadata:
             # A database wait: on the shared pool, like the titles, not the scoring threads.
@@ -319,9 +380,10 @@ class RecommendationService:
             filters=filters,
             allowed=allowed,
             explain=explain,
+            user_state=user_state,
         )
         result = await anyio.to_thread.run_sync(step, limiter=self.limiter)
-        if isinstance(result, RecommendationsOut):
+        if isinstance(result, bytes):
             return result
         titled = partial(self._titled, model, result, user_id=user_id, k=k)
         return await anyio.to_thread.run_sync(titled)

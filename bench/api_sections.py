@@ -1,0 +1,596 @@
+"""The API's benchmark sections: throughput against the bare yardstick, soak, model swap, outages.
+
+Every section runs real server processes on loopback, under wrk, bounded in time.
+A load run with any failed request reports the failure and publishes no requests/s
+(bench/http_load.py); the sections that must see zero failures say whether they did.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.bare_app import BODY_ENV
+from bench.http_load import (
+    SERVED_APP,
+    LoadResult,
+    ServerProcess,
+    measure,
+    run_wrk_script,
+    wait_until_up,
+)
+from devstack.processes import free_port
+
+log = logging.getLogger(__name__)
+
+# The load generator's connections, as in the README's tables.
+CONNECTIONS = 16
+
+
+def _needs_redis(workers: int, env: dict[str, str]) -> str | None:
+    if workers > 1 and not (env.get("REDIS_URL") or os.environ.get("REDIS_URL")):
+        return "API_WORKERS > 1 needs REDIS_URL (serving/server.py): run with REDIS_URL set"
+    return None
+
+
+def _summary(rows: list[LoadResult]) -> dict[str, Any]:
+    """Each round, and the spread; no requests/s at all if any round had a failed request."""
+    failed = [row for row in rows if row.failed]
+    rates = [row.requests_per_second for row in rows if row.requests_per_second is not None]
+    median = statistics.median(rates) if rates else None
+    summary: dict[str, Any] = {
+        "name": rows[0].name,
+        "tool": rows[0].tool,
+        "rounds": [row.as_dict() for row in rows],
+        "failed_rounds": len(failed),
+        "errors": sum(row.errors for row in rows),
+        # The result only when every round succeeded: a failing server is not "fast".
+        "requests_per_second": round(median, 1) if median is not None and not failed else None,
+        "p50_ms": round(statistics.median(row.p50_ms for row in rows), 3),
+        "p99_ms": round(statistics.median(row.p99_ms for row in rows), 3),
+    }
+    if rates:
+        summary |= {
+            "min_requests_per_second": min(rates),
+            "max_requests_per_second": max(rates),
+            "spread_pct": round(100 * (max(rates) - min(rates)) / median, 1) if median else None,
+        }
+    return summary
+
+
+def compare_with_bare(
+    settings_env: dict[str, str],
+    user_ids: list[int],
+    *,
+    workers: int,
+    seconds: int,
+    rounds: int,
+    scratch: Path,
+    connections: int = CONNECTIONS,
+) -> dict[str, Any]:
+    """bare, cache hit, model, bare, cache hit, model, …: `rounds` alternating rounds.
+
+    All three servers run the same uvicorn command line with the same worker count;
+    the bare one serves the bytes of a real k=10 answer of the API under test.
+    """
+    env = settings_env | {"API_WORKERS": str(workers)}
+    cached = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True, workers=workers)
+    uncached = ServerProcess(
+        SERVED_APP, port=free_port(), env=env | {"CACHE_ENABLED": "false"}, factory=True, workers=workers
+    )
+    servers = [cached, uncached]
+    try:
+        wait_until_up(f"{cached.base_url}/ready")
+        wait_until_up(f"{uncached.base_url}/ready")
+        url = f"{cached.base_url}/recommendations/{user_ids[0]}?k=10"
+        httpx.get(url, timeout=30).raise_for_status()
+        body = httpx.get(url, timeout=30).content  # the second answer: a cache hit's bytes
+        body_file = scratch / f"bare-body-{workers}.json"
+        body_file.parent.mkdir(parents=True, exist_ok=True)
+        body_file.write_bytes(body)
+        bare = ServerProcess(
+            "bench.bare_app:app", port=free_port(), env={BODY_ENV: str(body_file)}, workers=workers
+        )
+        servers.append(bare)
+        wait_until_up(f"{bare.base_url}/constant")
+        same_size = len(httpx.get(f"{bare.base_url}/constant").content) == len(body)
+        # One pass over every user first: what is measured is the steady state of hits.
+        measure(
+            "warm-up", cached.base_url, "/recommendations/{id}", user_ids, seconds=3, connections=connections
+        )
+        runs: dict[str, list[LoadResult]] = {"bare": [], "cache_hit": [], "model": []}
+        plan: list[tuple[str, str, str, list[int] | None]] = [
+            ("bare", bare.base_url, "/constant", None),
+            ("cache_hit", cached.base_url, "/recommendations/{id}", user_ids),
+            ("model", uncached.base_url, "/recommendations/{id}", user_ids),
+        ]
+        titles = {"bare": "bare async route, same bytes", "cache_hit": "/recommendations (cache hit)",
+                  "model": "/recommendations (model)"}  # fmt: skip
+        for round_number in range(rounds):
+            for name, base_url, path, ids in plan:
+                row = measure(titles[name], base_url, path, ids, seconds=seconds, connections=connections)
+                log.info(
+                    "round %d %s: %s req/s, errors %d",
+                    round_number + 1,
+                    name,
+                    row.requests_per_second,
+                    row.errors,
+                )
+                runs[name].append(row)
+    finally:
+        for server in servers:
+            server.stop()
+    rows = {name: _summary(results) for name, results in runs.items()}
+    bare_rate = rows["bare"]["requests_per_second"]
+    return {
+        "workers": workers,
+        "body_bytes": len(body),
+        "bare_body_same_size": same_size,
+        **rows,
+        "ratio_vs_bare": {
+            name: (
+                round(rows[name]["requests_per_second"] / bare_rate, 3)
+                if bare_rate and rows[name]["requests_per_second"]
+                else None
+            )
+            for name in ("cache_hit", "model")
+        },
+    }
+
+
+def run_api_bench(
+    settings_env: dict[str, str],
+    user_ids: list[int],
+    *,
+    seconds: int,
+    rounds: int,
+    workers: list[int],
+    scratch: Path,
+) -> dict[str, Any]:
+    """compare_with_bare for each worker count; the first one's rows also at the top level."""
+    result: dict[str, Any] = {
+        "cache": "redis" if (settings_env.get("REDIS_URL") or os.environ.get("REDIS_URL")) else "in-process",
+        "connections": CONNECTIONS,
+        "seconds_per_run": seconds,
+        "rounds": rounds,
+        "by_workers": {},
+    }
+    for count in workers:
+        reason = _needs_redis(count, settings_env)
+        section = {"skipped": reason} if reason else compare_with_bare(
+            settings_env, user_ids, workers=count, seconds=seconds, rounds=rounds, scratch=scratch
+        )  # fmt: skip
+        result["by_workers"][str(count)] = section
+    first = result["by_workers"][str(workers[0])]
+    if "skipped" not in first:
+        result |= {key: first[key] for key in ("bare", "cache_hit", "model", "ratio_vs_bare")}
+    return result
+
+
+# --- soak -----------------------------------------------------------------------------
+
+# Mixed traffic: mostly lists, some similar movies and searches, a few ratings. wrk's
+# delay() paces each connection so the whole run offers about `rate` requests/s.
+_MIXED_LUA = """
+local users = {%(users)s}
+local movies = {%(movies)s}
+local pause_ms = %(pause_ms)f
+local body_format = '{"user_id": %%d, "movie_id": %%d, "rating": %%.1f}'
+request = function()
+  local roll = math.random(100)
+  if roll <= %(post_pct)d then
+    local headers = {["Content-Type"] = "application/json", ["X-API-Key"] = "demo"}
+    local body = string.format(body_format, users[math.random(#users)], movies[math.random(#movies)],
+      math.random(1, 10) / 2)
+    return wrk.format("POST", "/ratings", headers, body)
+  elseif roll <= %(post_pct)d + 10 then
+    return wrk.format("GET", "/movies/" .. movies[math.random(#movies)] .. "/similar?k=10")
+  elseif roll <= %(post_pct)d + 15 then
+    return wrk.format("GET", "/movies?q=star")
+  end
+  return wrk.format("GET", "/recommendations/" .. users[math.random(#users)] .. "?k=10")
+end
+delay = function()
+  return pause_ms
+end
+"""
+
+
+def mixed_script(
+    user_ids: list[int], movie_ids: list[int], *, rate: float, connections: int, post_pct: int
+) -> str:
+    return _MIXED_LUA % {
+        "users": ",".join(map(str, user_ids)),
+        "movies": ",".join(map(str, movie_ids)),
+        # Each connection waits this long between answers: about `rate` in all.
+        "pause_ms": max(0.0, 1000.0 * connections / rate),
+        "post_pct": post_pct,
+    }
+
+
+def run_soak(
+    settings_env: dict[str, str],
+    user_ids: list[int],
+    movie_ids: list[int],
+    *,
+    minutes: float,
+    peak_seconds: int = 10,
+    window_seconds: int,
+    scratch: Path,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Half of peak, mixed endpoints with POST /ratings, in windows: errors, p99 drift, RSS."""
+    from bench.streaming import bench_broker
+    from bench.training import bench_settings
+    from filmrec.config import get_settings
+    from filmrec.ingestion.topics import ensure_topic
+
+    reason = _needs_redis(workers, settings_env)
+    if reason:
+        return {"skipped": reason}
+    settings = bench_settings(scratch, get_settings().jars_dir)
+    with bench_broker(settings, scratch) as bootstrap:
+        topic = f"bench-soak-{uuid.uuid4().hex[:8]}"
+        # Created first, with the platform's partitions: POST /ratings must not wait on auto-creation.
+        ensure_topic(settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_topic": topic}))
+        env = settings_env | {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_RATINGS_TOPIC": topic,
+            # The soak's writes are load, not abuse: the per-key limit must not answer 429.
+            "FILMREC_RATE_LIMIT": "1000000/minute",
+            "API_WORKERS": str(workers),
+        }
+        server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True, workers=workers)
+        try:
+            wait_until_up(f"{server.base_url}/ready")
+            # The peak of this same mix, unpaced: fold-ins after the posted ratings, similar
+            # movies and searches cost more than cache hits, so the hit rate is not its peak.
+            measure("warm-up", server.base_url, "/recommendations/{id}", user_ids, seconds=3)
+            unpaced = mixed_script(
+                user_ids, movie_ids, rate=float("inf"), connections=CONNECTIONS, post_pct=5
+            )
+            peak = run_wrk_script(
+                "soak peak", server.base_url, unpaced, seconds=peak_seconds, connections=CONNECTIONS
+            )
+            peak_rps = peak.requests_per_second
+            if not peak_rps:
+                return {
+                    "skipped": f"the unpaced peak run failed ({peak.error_kinds}): no peak to take half of"
+                }
+            rate = peak_rps / 2
+            script = mixed_script(user_ids, movie_ids, rate=rate, connections=CONNECTIONS, post_pct=5)
+            rss_start = server.rss_bytes()
+            windows: list[LoadResult] = []
+            deadline = time.monotonic() + minutes * 60
+            while time.monotonic() < deadline:
+                seconds = max(1, min(window_seconds, round(deadline - time.monotonic())))
+                row = run_wrk_script(
+                    "soak window", server.base_url, script, seconds=seconds, connections=CONNECTIONS
+                )
+                windows.append(row)
+                log.info(
+                    "soak window %d: %d requests, errors %d, p99 %.1f ms",
+                    len(windows),
+                    row.requests,
+                    row.errors,
+                    row.p99_ms,
+                )
+            rss_end = server.rss_bytes()
+        finally:
+            server.stop()
+    errors = sum(row.errors for row in windows)
+    first, last = windows[0], windows[-1]
+    return {
+        "minutes": minutes,
+        "workers": workers,
+        "peak_requests_per_second": peak_rps,
+        "offered_requests_per_second": round(rate, 1),
+        "mix": "80% /recommendations, 10% /movies/{id}/similar, 5% /movies?q=, 5% POST /ratings",
+        "requests": sum(row.requests for row in windows),
+        "achieved_requests_per_second": round(
+            sum(r.requests for r in windows) / sum(r.seconds for r in windows), 1
+        ),
+        "errors": errors,
+        "errors_target": "0",
+        "errors_target_met": errors == 0,
+        "p99_ms_first_window": first.p99_ms,
+        "p99_ms_last_window": last.p99_ms,
+        "p99_drift_ms": round(last.p99_ms - first.p99_ms, 3),
+        "rss_mb_start": round(rss_start / 2**20, 1),
+        "rss_mb_end": round(rss_end / 2**20, 1),
+        "windows": [row.as_dict() for row in windows],
+    }
+
+
+# --- load in the background ---------------------------------------------------------
+
+
+# Counts what a plain wrk summary cannot: 5xx answers and degraded ones (a list
+# without titles: the database was down). Per-thread counters, read in done().
+_COUNTING_LUA = """
+local paths = {%(paths)s}
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+end
+init = function(args)
+  server_errors = 0
+  degraded = 0
+end
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+response = function(status, headers, body)
+  if status >= 500 then server_errors = server_errors + 1 end
+  if status == 200 and body ~= nil and string.find(body, '"title":null', 1, true) then
+    degraded = degraded + 1
+  end
+end
+"""
+
+_COUNTING_DONE_LUA = """
+local base_done = done
+done = function(summary, latency, requests)
+  local s, d = 0, 0
+  for _, thread in ipairs(threads) do
+    s = s + thread:get("server_errors")
+    d = d + thread:get("degraded")
+  end
+  io.write(string.format("FILMRECX %d %d\\n", s, d))
+  base_done(summary, latency, requests)
+end
+"""
+
+
+def _counting_run(
+    base_url: str, user_ids: list[int], *, seconds: float, rate: float | None = None
+) -> tuple[LoadResult, int, int]:
+    """A GET /recommendations run that also counts 5xx and degraded answers."""
+    import re
+    import subprocess
+    import tempfile
+
+    from bench.http_load import WRK_DONE_LUA, parse_wrk
+
+    script = _COUNTING_LUA % {"paths": ",".join(f'"/recommendations/{u}?k=10"' for u in user_ids)}
+    if rate:
+        script += "delay = function() return %f end\n" % (1000.0 * CONNECTIONS / rate)
+    script += WRK_DONE_LUA + _COUNTING_DONE_LUA
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        output = subprocess.run(
+            ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "-s", handle.name, base_url],
+            capture_output=True, text=True, check=True, timeout=seconds + 30,
+        ).stdout  # fmt: skip
+    finally:
+        Path(handle.name).unlink()
+    match = re.search(r"FILMRECX (\d+) (\d+)", output)
+    if match is None:
+        raise RuntimeError(f"could not read wrk output:\n{output}")
+    row = parse_wrk("under load", base_url, output, seconds=seconds, connections=CONNECTIONS)
+    return row, int(match[1]), int(match[2])
+
+
+# --- model swap -----------------------------------------------------------------------
+
+
+def _different_champion(settings: Any) -> Any:
+    """The popularity model over the same ratings: a factor model with other factors
+    (rank 1), so every list changes when it is served."""
+    import pandas as pd
+
+    from filmrec.data.movielens import MovieLensFiles, find_bundled_dir
+    from filmrec.training.factor_models import popularity_model
+
+    files = MovieLensFiles.in_directory(find_bundled_dir())
+    ratings = pd.read_csv(files.ratings).rename(columns={"userId": "user_id", "movieId": "movie_id"})
+    return popularity_model(ratings[["user_id", "movie_id", "rating"]])
+
+
+def run_swap(
+    settings_env: dict[str, str], user_ids: list[int], *, seconds: int, scratch: Path, workers: int = 1
+) -> dict[str, Any]:
+    """Promote another champion while wrk loads /recommendations: every request must succeed."""
+    from bench.realtime import _register
+    from bench.training import bench_settings
+    from filmrec.config import get_settings
+    from filmrec.model.registry import configure_mlflow
+
+    reason = _needs_redis(workers, settings_env)
+    if reason:
+        return {"skipped": reason}
+    settings = bench_settings(Path(settings_env["FILMREC_VAR_DIR"]).parent, get_settings().jars_dir)
+    client = configure_mlflow(settings)
+    before = client.get_model_version_by_alias(settings.model_name, settings.champion_alias).version
+    replacement = _different_champion(settings)
+    env = settings_env | {"MODEL_POLL_SECONDS": "0.5", "API_WORKERS": str(workers)}
+    server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True, workers=workers)
+    try:
+        wait_until_up(f"{server.base_url}/ready")
+        measure("warm-up", server.base_url, "/recommendations/{id}", user_ids, seconds=2)
+        served_before = httpx.get(f"{server.base_url}/model").json()["version"]
+        run = lambda: _counting_run(server.base_url, user_ids, seconds=seconds)  # noqa: E731
+        outcome: list[tuple[LoadResult, int, int]] = []
+        thread = threading.Thread(target=lambda: outcome.append(run()), daemon=True)
+        thread.start()
+        time.sleep(seconds / 3)
+        promoted_at = time.monotonic()
+        new_version = _register(settings, replacement)
+        served_after = None
+        in_a_row = 0
+        # Swapped once 8 answers in a row (each on a new connection, so any worker may
+        # answer) serve the new version: with several workers each swaps on its own poll.
+        while time.monotonic() < promoted_at + seconds and in_a_row < 8:
+            served_after = httpx.get(f"{server.base_url}/model", timeout=5).json()["version"]
+            in_a_row = in_a_row + 1 if served_after == new_version else 0
+            time.sleep(0.05)
+        swap_seconds = round(time.monotonic() - promoted_at, 2)
+        thread.join()
+    finally:
+        server.stop()
+        # Put the bench's champion back: later runs must measure the trained model.
+        client.set_registered_model_alias(settings.model_name, settings.champion_alias, str(before))
+    row, server_errors, _degraded = outcome[0]
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "served_before": served_before,
+        "promoted_version": new_version,
+        "served_after": served_after,
+        "swapped": served_after == new_version,
+        "seconds_from_promotion_to_served": swap_seconds,
+        "requests": row.requests,
+        "failed_requests": row.errors,
+        "error_kinds": row.error_kinds,
+        "server_errors_5xx": server_errors,
+        "failed_target": "0 (connection errors count)",
+        "failed_target_met": row.errors == 0,
+        "p99_ms": row.p99_ms,
+    }
+
+
+# --- outages --------------------------------------------------------------------------
+
+
+def _titles_into(database_url: str) -> int:
+    """The bundled catalogue into the API's database, so a list without titles means an outage."""
+    import pandas as pd
+
+    from filmrec.data.movielens import MovieLensFiles, find_bundled_dir
+    from filmrec.metadata.store import MovieInfo, MovieStore
+
+    movies = pd.read_csv(MovieLensFiles.in_directory(find_bundled_dir()).movies)
+    store = MovieStore.from_url(database_url)
+    try:
+        store.create_schema()
+        return store.upsert(
+            MovieInfo(
+                movie_id=int(row.movieId), title=str(row.title), year=None, genres=str(row.genres).split("|")
+            )
+            for row in movies.itertuples()
+        )
+    finally:
+        store.engine.dispose()
+
+
+def _wait_ready(base_url: str, *, timeout: float) -> float | None:
+    """Seconds until /ready answers 200 (every dependency back), or None."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+                return round(time.monotonic() - start, 2)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return None
+
+
+def run_outages(
+    settings_env: dict[str, str],
+    user_ids: list[int],
+    *,
+    seconds: int,
+    rate: float,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Stop and restart the real Redis, PostgreSQL and MLflow servers (devstack/services.py)
+    while wrk loads /recommendations: 5xx (must be 0), degraded answers, seconds to recovery.
+
+    The API runs against those servers with the bench's champion registered on the MLflow
+    server under a model name of its own, and the bundled titles in PostgreSQL.
+    """
+    from bench.realtime import _register
+    from bench.training import bench_settings
+    from devstack.services import Stack
+    from filmrec.config import get_settings
+    from filmrec.serving.model_holder import load_champion
+
+    stack = Stack.from_env()
+    status = stack.status()
+    if not all(status[name] for name in ("postgresql", "redis", "mlflow")):
+        return {"skipped": f"scripts/services.sh up first (running: {status})"}
+    services = stack.env()
+    local = bench_settings(Path(settings_env["FILMREC_VAR_DIR"]).parent, get_settings().jars_dir)
+    champion = load_champion(local)
+    model_name = f"filmrec-bench-outages-{uuid.uuid4().hex[:8]}"
+    remote = local.model_copy(
+        update={"mlflow_tracking_uri": services["MLFLOW_TRACKING_URI"], "model_name": model_name}
+    )
+    version = _register(remote, champion.recommender)
+    titles = _titles_into(services["DATABASE_URL"])
+    env = settings_env | {
+        "DATABASE_URL": services["DATABASE_URL"],
+        "REDIS_URL": services["REDIS_URL"],
+        "MLFLOW_TRACKING_URI": services["MLFLOW_TRACKING_URI"],
+        "MODEL_NAME": model_name,
+        "MODEL_POLL_SECONDS": "1",
+        "CACHE_RETRY_SECONDS": "1",
+        "API_WORKERS": str(workers),
+    }
+    controls: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+        "redis": (stack.redis.stop, stack.redis.start),
+        "postgresql": (stack.postgres.stop, stack.postgres.start),
+        # Last: the MLflow server's own store is in PostgreSQL, so it is down during that outage too.
+        "mlflow": (stack.mlflow.stop, stack.mlflow.start),
+    }
+    server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True, workers=workers)
+    results: dict[str, Any] = {
+        "workers": workers,
+        "model": f"{model_name} v{version}",
+        "titles_loaded": titles,
+        "offered_requests_per_second": rate,
+    }
+    try:
+        wait_until_up(f"{server.base_url}/ready")
+        measure("warm-up", server.base_url, "/recommendations/{id}", user_ids, seconds=2)
+        for name, (stop, start) in controls.items():
+            outcome: list[tuple[LoadResult, int, int]] = []
+
+            def loaded(into: list[tuple[LoadResult, int, int]] = outcome) -> None:
+                into.append(_counting_run(server.base_url, user_ids, seconds=seconds, rate=rate))
+
+            load = threading.Thread(target=loaded, daemon=True)
+            load.start()
+            time.sleep(seconds / 4)
+            stop()
+            down_at = time.monotonic()
+            time.sleep(seconds / 4)
+            start()
+            restarted_after = round(time.monotonic() - down_at, 2)
+            recovery = _wait_ready(server.base_url, timeout=120)
+            load.join()
+            row, server_errors, degraded = outcome[0]
+            results[name] = {
+                "down_seconds": restarted_after,
+                "requests": row.requests,
+                "server_errors_5xx": server_errors,
+                "server_errors_target_met": server_errors == 0,
+                "failed_requests": row.errors,
+                "error_kinds": row.error_kinds,
+                "degraded_answers": degraded,
+                "seconds_from_restart_to_ready": recovery,
+                "p99_ms": row.p99_ms,
+            }
+            log.info("outage %s: %s", name, results[name])
+    finally:
+        server.stop()
+        # Whatever happened, the services are left running, as they were found.
+        for running, start_again in (
+            (stack.postgres.running, stack.postgres.start),
+            (stack.redis.running, stack.redis.start),
+            (stack.mlflow.running, stack.mlflow.start),
+        ):
+            if not running():
+                start_again()
+    return results

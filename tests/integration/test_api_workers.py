@@ -1,0 +1,141 @@
+"""API_WORKERS=2: two real worker processes behind one port, sharing Redis.
+
+Started as the image starts it (`python api/main.py`), against a trained model and
+a Redis of the test's own. Every answer is checked, and so is that both workers
+answered: each held-open connection is matched to the worker process that owns it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from devstack.processes import free_port
+from tests.integration.service_helpers import REPO
+
+# Settings this test gives the server; anything else in the environment could point
+# it at another test's services, so these names are removed first.
+_SERVICE_NAMES = (
+    "MLFLOW_TRACKING_URI",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "API_WORKERS",
+)
+
+
+@pytest.fixture
+def two_workers(trained_root: Path, throwaway_redis: Any) -> Iterator[tuple[str, psutil.Process]]:
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if name not in _SERVICE_NAMES}
+    env |= {
+        "FILMREC_VAR_DIR": str(trained_root / "var"),
+        "LAKEHOUSE_PATH": str(trained_root / "lakehouse"),
+        "REDIS_URL": throwaway_redis.url,
+        "API_WORKERS": "2",
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "MODEL_POLL_SECONDS": "1",
+    }
+    process = subprocess.Popen([sys.executable, str(REPO / "api" / "main.py")], env=env, cwd=REPO)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the API exited at start-up"
+            try:
+                if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("the API with 2 workers was not ready within 120 s")
+        yield base_url, psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _workers(parent: psutil.Process, port: int) -> list[psutil.Process]:
+    """The children listening on the API's port: the worker processes."""
+    return [
+        child
+        for child in parent.children(recursive=True)
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections("tcp"))
+    ]
+
+
+def _my_ports(port: int) -> set[int]:
+    """The local ports of this process's open connections to the API."""
+    return {
+        c.laddr.port
+        for c in psutil.Process().net_connections("tcp")
+        if c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr.port == port
+    }
+
+
+def _owner(workers: list[psutil.Process], port: int, client_port: int) -> int:
+    owners = [
+        worker.pid
+        for worker in workers
+        for c in worker.net_connections("tcp")
+        if c.laddr.port == port and c.raddr and c.raddr.port == client_port
+    ]
+    assert len(owners) == 1, owners
+    return owners[0]
+
+
+def test_both_workers_answer_ready_and_recommendations(two_workers: tuple[str, psutil.Process]) -> None:
+    base_url, parent = two_workers
+    port = int(base_url.rsplit(":", 1)[1])
+    workers = _workers(parent, port)
+    assert len(workers) == 2
+    answered_by: dict[int, set[str]] = {}
+    clients: list[httpx.Client] = []
+    try:
+        # One new connection at a time, held open, until each worker has answered on
+        # one: the kernel, not the test, picks which worker accepts a connection.
+        for _attempt in range(100):
+            before = _my_ports(port)
+            client = httpx.Client(base_url=base_url, timeout=10)
+            clients.append(client)
+            ready = client.get("/ready")
+            assert ready.status_code == 200, ready.text
+            recs = client.get("/recommendations/1", params={"k": 5})
+            assert recs.status_code == 200, recs.text
+            body = recs.json()
+            assert len(body["items"]) == 5 and body["strategy"] == "model"
+            (client_port,) = _my_ports(port) - before  # both requests used the one connection
+            pid = _owner(workers, port, client_port)
+            answered_by.setdefault(pid, set()).update({"/ready", "/recommendations"})
+            if len(answered_by) == 2:
+                break
+    finally:
+        for client in clients:
+            client.close()
+    assert set(answered_by) == {worker.pid for worker in workers}
+    assert all(paths == {"/ready", "/recommendations"} for paths in answered_by.values())
+
+
+def test_two_workers_without_redis_are_refused_with_the_reason(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if name not in _SERVICE_NAMES}
+    env |= {"FILMREC_VAR_DIR": str(tmp_path / "var"), "API_WORKERS": "2", "API_PORT": str(free_port())}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "api" / "main.py")], env=env, cwd=REPO, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "API_WORKERS=2 needs REDIS_URL" in result.stderr

@@ -1,0 +1,157 @@
+"""The cache-hit path: pre-serialised bodies, the in-process LRU, and the OpenAPI contract."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from filmrec.config import Settings
+from filmrec.ingestion.contract import RatingEvent
+from filmrec.serving import deps
+from filmrec.serving.app import create_app
+from filmrec.serving.cache import InProcessCache
+from filmrec.serving.hit_cache import HitCache
+from filmrec.serving.loaded_model import LoadedModel
+from filmrec.serving.online_state import InProcessOnlineState, OnlineRating, VisibilityTracker
+from filmrec.serving.recommendations import RecommendationService
+from filmrec.serving.schemas import RecommendationsOut
+from filmrec.serving.server import WorkerConfigError, check_workers
+from tests.recommender_contract import tiny_matrix
+from tests.reference_als import reference_model
+from tests.unit.test_api_routes import FakeMovies
+
+
+class CountingCache(InProcessCache):
+    """The shared cache, counting lookups: an LRU hit must not reach it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, key: str) -> bytes | None:
+        self.gets += 1
+        return super().get(key)
+
+    def set_many(self, values: Mapping[str, bytes], *, ttl_seconds: int) -> None:
+        assert all(isinstance(value, bytes) for value in values.values())
+        super().set_many(values, ttl_seconds=ttl_seconds)
+
+
+def _client(
+    tmp_path: Path, cache: InProcessCache, *, hit_cache: HitCache | None, online: Any = None
+) -> TestClient:
+    model = LoadedModel(
+        recommender=reference_model(tiny_matrix()[0]), name="tiny", version="7", run_id=None, metrics={},
+        created_at=None,
+    )  # fmt: skip
+    service = RecommendationService(
+        cache=cache,
+        movies=FakeMovies(),
+        online=online,
+        visibility=VisibilityTracker(lambda _seconds: None),
+        cache_ttl_seconds=60,
+        hit_cache=hit_cache,
+    )
+    app = create_app(Settings(_env_file=None, FILMREC_VAR_DIR=tmp_path / "var"))
+    app.dependency_overrides = {deps.get_model: lambda: model, deps.get_recommendations: lambda: service}
+    return TestClient(app)
+
+
+@pytest.mark.parametrize("lru", [True, False], ids=["lru", "shared-cache-only"])
+def test_a_hit_returns_the_model_paths_bytes_but_for_source(tmp_path: Path, lru: bool) -> None:
+    client = _client(
+        tmp_path, InProcessCache(), hit_cache=HitCache(max_entries=10, ttl_seconds=60) if lru else None
+    )
+    computed = client.get("/recommendations/1", params={"k": 3})
+    hit = client.get("/recommendations/1", params={"k": 3})
+    assert computed.status_code == hit.status_code == 200
+    assert computed.headers["content-type"] == hit.headers["content-type"] == "application/json"
+    assert b'"source":"model"' in computed.content
+    assert hit.content == computed.content.replace(b'"source":"model"', b'"source":"cache"')
+    # What is returned without re-validation is still exactly the documented body.
+    assert RecommendationsOut.model_validate_json(hit.content).source == "cache"
+    # And it is the JSON FastAPI's own serialisation of the model would give.
+    model = RecommendationsOut.model_validate_json(computed.content)
+    assert json.loads(computed.content) == model.model_dump(mode="json")
+
+
+def test_an_lru_hit_skips_the_shared_cache_and_the_thread_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = CountingCache()
+    client = _client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=60))
+    client.get("/recommendations/1", params={"k": 3})
+    assert cache.gets == 1
+
+    def no_thread_step(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a hit in the LRU must be answered on the event loop")
+
+    # Everything recommend() runs on a thread goes through these two steps.
+    monkeypatch.setattr(RecommendationService, "_cached_or_scored", no_thread_step)
+    monkeypatch.setattr(RecommendationService, "_titled", no_thread_step)
+    assert client.get("/recommendations/1", params={"k": 3}).json()["source"] == "cache"
+    assert cache.gets == 1
+
+
+def test_a_new_rating_gives_a_new_key_in_the_lru_too(tmp_path: Path) -> None:
+    online = InProcessOnlineState(ttl_seconds=3600)
+    client = _client(
+        tmp_path, InProcessCache(), hit_cache=HitCache(max_entries=10, ttl_seconds=60), online=online
+    )
+    first = client.get("/recommendations/1", params={"k": 3}).json()
+    assert client.get("/recommendations/1", params={"k": 3}).json()["source"] == "cache"
+    event = RatingEvent(event_id=uuid.uuid4(), user_id=1, movie_id=first["items"][0]["movie_id"], rating=5.0,
+                        source="api")  # fmt: skip
+    online.apply(OnlineRating.from_event(event, published_ms=event_time_ms()))
+    after = client.get("/recommendations/1", params={"k": 3}).json()
+    assert after["source"] == "model" and after["strategy"] == "fold-in"
+    assert first["items"][0]["movie_id"] not in [item["movie_id"] for item in after["items"]]
+
+
+def event_time_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def test_the_openapi_document_still_describes_the_body(tmp_path: Path) -> None:
+    client = _client(tmp_path, InProcessCache(), hit_cache=None)
+    operation = client.get("/openapi.json").json()["paths"]["/recommendations/{user_id}"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/RecommendationsOut"}
+    assert {"422", "503"} <= set(operation["responses"])
+
+
+def test_the_cache_off_means_no_lru(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, FILMREC_VAR_DIR=tmp_path / "var", CACHE_ENABLED="false")
+    from filmrec.serving.app import build_state
+
+    assert build_state(settings).recommendations.hit_cache is None
+
+
+def test_several_workers_need_the_shared_online_state() -> None:
+    with pytest.raises(WorkerConfigError, match="API_WORKERS=2 needs REDIS_URL"):
+        check_workers(Settings(_env_file=None, API_WORKERS=2, REDIS_URL=None))
+    check_workers(Settings(_env_file=None, API_WORKERS=1, REDIS_URL=None))
+    check_workers(Settings(_env_file=None, API_WORKERS=2, REDIS_URL="redis://127.0.0.1:1/0"))
+    check_workers(Settings(_env_file=None, API_WORKERS=2, REDIS_URL=None, ONLINE_STATE_ENABLED="false"))
+
+
+def test_an_lru_hit_is_the_answer_to_the_same_filters_and_explain_only(tmp_path: Path) -> None:
+    client = _client(tmp_path, InProcessCache(), hit_cache=HitCache(max_entries=10, ttl_seconds=60))
+    plain = client.get("/recommendations/1", params={"k": 3}).json()
+    top = plain["items"][0]["movie_id"]
+    excluded = client.get("/recommendations/1", params={"k": 3, "exclude": top}).json()
+    assert excluded["source"] == "model" and top not in [item["movie_id"] for item in excluded["items"]]
+    explained = client.get("/recommendations/1", params={"k": 3, "explain": True}).json()
+    assert explained["source"] == "model"
+    # Each variant is then a hit of its own.
+    again = client.get("/recommendations/1", params={"k": 3, "exclude": top}).json()
+    assert again["source"] == "cache" and again["items"] == excluded["items"]
+    assert client.get("/recommendations/1", params={"k": 3, "explain": True}).json()["source"] == "cache"
