@@ -115,7 +115,10 @@ def run_one(ratings: int, root: Path) -> dict[str, Any]:
         "generate_seconds": round(generate_seconds, 1),
         "load_seconds": round(load_seconds, 1),
         "train_seconds": round(train_seconds, 1),
-        "delta_to_registered_seconds": round(load_seconds + train_seconds, 1),
+        # The training job reads the Delta table and ends with a registered model: the
+        # target's span. Loading the CSV files into Delta is its own row.
+        "delta_to_registered_seconds": round(train_seconds, 1),
+        "csv_to_registered_seconds": round(load_seconds + train_seconds, 1),
         "training_steps": result.timings,
         "family": result.family,
         "ndcg_at_10": round(result.metrics["ndcg_at_10"], 4),
@@ -147,9 +150,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
     sizes = [r["ratings"] for r in done]
     lines = {
-        "load_seconds": "load into Delta",
-        "train_seconds": "train (search, evaluate, register)",
-        "delta_to_registered_seconds": "Delta to registered model",
+        "load_seconds": "load CSV into Delta",
+        "delta_to_registered_seconds": "Delta to registered model (the training job)",
+        "csv_to_registered_seconds": "CSV to registered model",
     }
     for key, label in lines.items():
         time_axis.plot(sizes, [r[key] for r in done], marker="o", label=label)

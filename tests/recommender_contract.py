@@ -127,3 +127,12 @@ class RecommenderContract:
         folded = model.explain(999_995, recs.movie_ids, online=online)
         assert {r.because_movie_id for r in folded.values()} <= set(online)
         assert model.explain(999_994, recs.movie_ids) == {}  # nothing rated: nothing to explain
+
+    def test_batch_top_lists_equal_one_user_at_a_time(self, model: Recommender) -> None:
+        """recommend_indices (evaluation, warm-up) ranks like recommend (the API)."""
+        users = np.array([0, 3, model.n_users - 1], dtype=np.int64)
+        exclude = [model.rated_indices[model.rated_indptr[u] : model.rated_indptr[u + 1]] for u in users]
+        batch = model.recommend_indices(users, k=4, exclude=exclude)
+        for row, user_index in enumerate(users):
+            one = model.recommend(int(model.user_ids[user_index]), k=4)
+            np.testing.assert_array_equal(model.item_ids[batch[row]], one.movie_ids)

@@ -68,12 +68,21 @@ class ItemWeightsRecommender(Recommender):
         return row
 
     def _batch_scores(self, user_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        rows = np.zeros((len(user_indices), self.n_items), dtype=np.float32)
+        # The users' rows as a sparse matrix times B: nnz·n multiply-adds instead of a
+        # dense product's users·n² (a user rates ~2% of the catalogue).
+        import scipy.sparse as sp
+
         assert self.rated_values is not None  # set in __post_init__
-        for row, user_index in enumerate(user_indices):
-            span = self._rated_slice(int(user_index))
-            rows[row, self.rated_indices[span]] = input_values(self.rated_values[span], self.input_scale)
-        scores: npt.NDArray[np.float32] = rows @ self.weights
+        starts = self.rated_indptr[user_indices]
+        lengths = self.rated_indptr[user_indices + 1] - starts
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        # Positions of every batch user's ratings in the rated CSR, in batch order.
+        take = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        rows = sp.csr_matrix(
+            (input_values(self.rated_values[take], self.input_scale), self.rated_indices[take], indptr),
+            shape=(len(user_indices), self.n_items),
+        )
+        scores: npt.NDArray[np.float32] = np.asarray(rows @ self.weights, dtype=np.float32)
         return scores
 
     def _similarity(self, item_index: int) -> npt.NDArray[np.float32]:

@@ -1,7 +1,8 @@
 """Top-k evaluation under the fixed protocol, on the numpy model that is served.
 
 Candidates are every movie the user did not rate in train; relevant items are all of
-the user's test movies; metrics are averaged over users with at least one test item.
+the user's test movies; metrics are averaged over users with at least one test item
+(above `max_users` of them, over a seeded sample: see EvaluationProtocol.max_users).
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ import pandas as pd
 from filmrec.model.recommender import FactorRecommender, Recommender
 
 BATCH_USERS = 1024
+SAMPLE_SEED = 20240601
+
+
+def sample_users(users: list[int], max_users: int | None) -> list[int]:
+    """At most `max_users` of `users`, the same ones for the same input (sorted, seeded)."""
+    if max_users is None or len(users) <= max_users:
+        return users
+    rng = np.random.default_rng(SAMPLE_SEED)
+    chosen = rng.choice(len(users), size=max_users, replace=False)
+    ordered = sorted(users)
+    return [ordered[i] for i in np.sort(chosen)]
 
 
 @dataclass(frozen=True)
@@ -67,14 +79,21 @@ def user_metrics(recommended: npt.NDArray[np.int64], relevant: set[int], *, k: i
     return dcg / ideal, n_hits / k, n_hits / len(relevant), average_precision
 
 
-def evaluate(model: Recommender, *, train: pd.DataFrame, test: pd.DataFrame, k: int = 10) -> RankingMetrics:
+def evaluate(
+    model: Recommender,
+    *,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    k: int = 10,
+    max_users: int | None = None,
+) -> RankingMetrics:
     """Evaluate `model` on `test` (user_id, movie_id[, rating]), excluding `train` items."""
     user_position = pd.Series(np.arange(model.n_users), index=model.user_ids)
     test_movies = test["movie_id"].to_numpy()
     relevant_by_user = {
         user: set(test_movies[rows].tolist()) for user, rows in test.groupby("user_id").indices.items()
     }
-    users = [u for u in relevant_by_user if u in user_position.index]
+    users = sample_users([u for u in relevant_by_user if u in user_position.index], max_users)
     totals = np.zeros(4)
     recommended_items: set[int] = set()
     for batch, top in _top_lists(model, train, users, k=k):
@@ -147,13 +166,14 @@ def list_metrics(
     train: pd.DataFrame,
     k: int = 10,
     genres: Mapping[int, frozenset[str]] | None = None,
+    max_users: int | None = None,
 ) -> ListMetrics:
     """Coverage, novelty and genre diversity of every known user's top k (see ListMetrics)."""
     counts = train["movie_id"].value_counts()
     # Rank 1 = most rated; ties share the best rank; unrated movies rank last.
     ranks = counts.rank(ascending=False, method="min").reindex(model.item_ids).fillna(len(counts) + 1)
     item_rank = ranks.to_numpy(dtype=np.float64)
-    users = [int(u) for u in model.user_ids]
+    users = sample_users([int(u) for u in model.user_ids], max_users)
     recommended = np.zeros(model.n_items, dtype=bool)
     rank_total, slots, diversity_total, lists = 0.0, 0, 0.0, 0
     for _batch, top in _top_lists(model, train, users, k=k):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from filmrec.config import Settings, get_settings
 from filmrec.lakehouse.tables import LakehouseTables, read_table, table_version
-from filmrec.model.recommender import FactorRecommender
+from filmrec.model.recommender import FactorRecommender, Recommender
 from filmrec.model.registry import (
     PROMOTION_METRIC,
     TAG_DATA_VERSION,
@@ -173,19 +173,29 @@ def _evaluate_on_test(
 ) -> tuple[RankingMetrics, ListMetrics]:
     """A family's chosen parameters, fitted on train, scored on test (and its lists described)."""
     model = trainer.fit(splits.train, params)
-    metrics = evaluate(model, train=splits.train.pdf, test=splits.test_pdf, k=protocol.k)
+    metrics, lists = _scored_on_test(model, splits, protocol, genres)
     if isinstance(params, ALSParams) and not params.implicit_prefs:
         assert isinstance(model, FactorRecommender)  # explicit feedback is ALS's alone
         metrics = dataclasses.replace(metrics, rmse=rmse(model, splits.test_pdf))
-    return metrics, list_metrics(model, train=splits.train.pdf, k=protocol.k, genres=genres)
+    return metrics, lists
 
 
 def _baseline(
     splits: _Splits, protocol: EvaluationProtocol, genres: dict[int, frozenset[str]] | None
 ) -> tuple[RankingMetrics, ListMetrics]:
-    model = popularity_model(splits.train.pdf)
-    metrics = evaluate(model, train=splits.train.pdf, test=splits.test_pdf, k=protocol.k)
-    return metrics, list_metrics(model, train=splits.train.pdf, k=protocol.k, genres=genres)
+    return _scored_on_test(popularity_model(splits.train.pdf), splits, protocol, genres)
+
+
+def _scored_on_test(
+    model: Recommender,
+    splits: _Splits,
+    protocol: EvaluationProtocol,
+    genres: dict[int, frozenset[str]] | None,
+) -> tuple[RankingMetrics, ListMetrics]:
+    train = splits.train.pdf
+    metrics = evaluate(model, train=train, test=splits.test_pdf, k=protocol.k, max_users=protocol.max_users)
+    lists = list_metrics(model, train=train, k=protocol.k, genres=genres, max_users=protocol.max_users)
+    return metrics, lists
 
 
 def _register_and_promote(

@@ -51,6 +51,10 @@ class EvaluationProtocol(BaseModel):
     split_seed: int = 42
     validation_seed: int = 43
     k: int = Field(default=10, ge=1, le=100)
+    # Above this many users, metrics average over a seeded sample of them (the same
+    # users for every model): at 10M ratings, scoring 66k users with every family
+    # would cost more than training. The bundled data (610 users) is never sampled.
+    max_users: int = Field(default=10_000, ge=100)
     version: str = PROTOCOL_VERSION
 
 

@@ -101,7 +101,13 @@ def search_family(
             try:
                 for step, fold in enumerate(folds):
                     model = trainer.fit(fold.fit, params)
-                    score = evaluate(model, train=fold.fit.pdf, test=fold.validation, k=protocol.k).ndcg_at_k
+                    score = evaluate(
+                        model,
+                        train=fold.fit.pdf,
+                        test=fold.validation,
+                        k=protocol.k,
+                        max_users=protocol.max_users,
+                    ).ndcg_at_k
                     scores.append(score)
                     mlflow.log_metric(f"validation_ndcg_at_{protocol.k}", score, step=step)
                     mean = sum(scores) / len(scores)
