@@ -134,5 +134,9 @@ class RecommenderContract:
         exclude = [model.rated_indices[model.rated_indptr[u] : model.rated_indptr[u + 1]] for u in users]
         batch = model.recommend_indices(users, k=4, exclude=exclude)
         for row, user_index in enumerate(users):
-            one = model.recommend(int(model.user_ids[user_index]), k=4)
-            np.testing.assert_array_equal(model.item_ids[batch[row]], one.movie_ids)
+            # Every unrated item's score for this user, one user at a time: the batch's
+            # picks must score what the top 4 score (ids may differ between tied items).
+            every = model.recommend(int(model.user_ids[user_index]), k=model.n_items)
+            score_of = dict(zip(every.movie_ids.tolist(), every.scores.tolist(), strict=True))
+            picked = [score_of[int(m)] for m in model.item_ids[batch[row]]]
+            np.testing.assert_allclose(picked, every.scores[:4], rtol=1e-5, atol=1e-6)

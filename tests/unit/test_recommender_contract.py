@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from filmrec.model.recommender import Recommender
 from filmrec.training.ease import ItemGram, ease_from_gram
@@ -41,13 +42,22 @@ class TestEASEContract(RecommenderContract):
         return ease_from_gram(dense_gram(train, params), params, ratings_pdf=train)
 
 
-def test_ease_weights_match_the_closed_form() -> None:
-    """B = I - P·diag(1/diag(P)), P = (G + λI)⁻¹, B_jj = 0: solved by Cholesky here."""
+class TestEASEWithDropoutContract(TestEASEContract):
+    def fit(self, train: pd.DataFrame) -> Recommender:
+        params = EASEParams(reg_param=10.0, input_scale="rating", min_item_ratings=1, dropout=0.3)
+        return ease_from_gram(dense_gram(train, params), params, ratings_pdf=train)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_ease_weights_match_the_closed_form(dropout: float) -> None:
+    """B = I - P·diag(1/diag(P)), P = (G + Λ)⁻¹, Λ = λI + d/(1-d)·diag(G), B_jj = 0:
+    solved by Cholesky here."""
     train, _ = tiny_matrix()
-    params = EASEParams(reg_param=2.0, input_scale="binary", min_item_ratings=1)
+    params = EASEParams(reg_param=2.0, input_scale="binary", min_item_ratings=1, dropout=dropout)
     gram = dense_gram(train, params)
     model = ease_from_gram(gram, params, ratings_pdf=train)
-    p = np.linalg.inv(gram.gram + 2.0 * np.eye(len(gram.item_ids)))
+    penalty = 2.0 + dropout / (1 - dropout) * np.diag(gram.gram)
+    p = np.linalg.inv(gram.gram + np.diag(penalty))
     expected = np.eye(len(p)) - p / np.diag(p)[np.newaxis, :]
     np.testing.assert_allclose(model.weights, expected, atol=1e-5)
     assert np.all(np.diag(model.weights) == 0)

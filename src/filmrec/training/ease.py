@@ -143,18 +143,27 @@ def item_gram(
     return ItemGram(item_ids=item_ids, gram=gram)
 
 
-def solve_weights(gram: npt.NDArray[np.float64], reg_param: float) -> npt.NDArray[np.float32]:
-    """B from G: (G + λI)⁻¹ by Cholesky (G + λI is symmetric positive definite), then scaled."""
+def solve_weights(
+    gram: npt.NDArray[np.float64], reg_param: float, dropout: float = 0.0
+) -> npt.NDArray[np.float32]:
+    """B from G: (G + Λ)⁻¹ by Cholesky (G + Λ is symmetric positive definite), then scaled.
+
+    Λ = λI + dropout/(1 − dropout)·diag(G): plain EASE at dropout 0 (EASEParams.dropout).
+    """
     from scipy.linalg import lapack
 
     a = gram.copy()
-    a[np.diag_indices_from(a)] += reg_param
+    a[np.diag_indices_from(a)] += reg_param + dropout / (1.0 - dropout) * np.diag(gram)
     factor, info = lapack.dpotrf(a, lower=False, overwrite_a=True)
     if info != 0:
-        raise np.linalg.LinAlgError(f"G + {reg_param}·I is not positive definite (potrf info {info})")
+        raise np.linalg.LinAlgError(
+            f"G + Λ (λ={reg_param}, dropout {dropout}) is not positive definite (potrf info {info})"
+        )
     inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
     if info != 0:
-        raise np.linalg.LinAlgError(f"inverting G + {reg_param}·I failed (potri info {info})")
+        raise np.linalg.LinAlgError(
+            f"inverting G + Λ (λ={reg_param}, dropout {dropout}) failed (potri info {info})"
+        )
     # potri fills the upper triangle only.
     inverse = np.triu(inverse) + np.triu(inverse, 1).T
     weights = inverse / -np.diag(inverse)[np.newaxis, :]
@@ -170,6 +179,6 @@ def ease_from_gram(
     shared = assemble_shared(ratings=ratings_pdf, user_ids=user_ids, item_ids=gram.item_ids)
     return ItemWeightsRecommender(
         **shared,
-        weights=solve_weights(gram.gram, params.reg_param),
+        weights=solve_weights(gram.gram, params.reg_param, params.dropout),
         input_scale=params.input_scale,
     )

@@ -102,6 +102,7 @@ class EASETrainer(FamilyTrainer):
             reg_param=trial.suggest_float("reg_param", *ease.reg_param, log=True),
             input_scale=trial.suggest_categorical("input_scale", ease.input_scales),
             min_item_ratings=trial.suggest_categorical("min_item_ratings", ease.min_item_ratings),
+            dropout=trial.suggest_float("dropout", *ease.dropout),
         )
 
     def start_points(self, space: SearchSpace) -> list[dict[str, Any]]:

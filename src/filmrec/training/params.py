@@ -71,9 +71,14 @@ class EASEParams(BaseModel):
     reg_param: float = Field(default=100.0, gt=0.0)
     input_scale: InputScale = "rating"
     min_item_ratings: int = Field(default=3, ge=1)
+    # Dropout emphasis (Steck, 2020, "Autoencoders that don't overfit towards the
+    # identity"): the closed form of EASE trained on inputs with each rating dropped
+    # with this probability adds dropout/(1 - dropout)·G_jj to the penalty of item j,
+    # so a popular movie's weights are shrunk more. 0 is plain EASE.
+    dropout: float = Field(default=0.0, ge=0.0, lt=0.9)
 
     def label(self) -> str:
-        return f"ease-{self.input_scale}-l{self.reg_param:g}-m{self.min_item_ratings}"
+        return f"ease-{self.input_scale}-l{self.reg_param:g}-m{self.min_item_ratings}-d{self.dropout:g}"
 
 
 Family = Literal["als", "ease"]
@@ -100,6 +105,7 @@ class EASESpace(BaseModel):
     reg_param: tuple[float, float] = (20.0, 2000.0)
     input_scales: tuple[InputScale, ...] = ("rating", "binary")
     min_item_ratings: tuple[int, ...] = (2, 3, 5)
+    dropout: tuple[float, float] = (0.0, 0.5)
 
 
 class SearchBudget(BaseModel):
@@ -162,7 +168,12 @@ class SearchSpace(BaseModel):
 DEFAULT_SEARCH = SearchSpace(
     ease=EASESpace(input_scales=("rating",), min_item_ratings=(3, 5)),
     als_start=(ALSParams(rank=64, max_iter=10, reg_param=0.1, alpha=1.0, confidence="binary"),),
-    ease_start=(EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=3),),
+    # Both start points won on validation in held-out splits of the bundled data
+    # (seeds 1001/1002: dropout 0.3 ahead of plain EASE on validation and on test).
+    ease_start=(
+        EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=3, dropout=0.3),
+        EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=3),
+    ),
     budget=SearchBudget(trials=6),
     als_trials=1,
 )
