@@ -154,13 +154,6 @@ def _print_summary(results: dict[str, Any]) -> None:
                     f"  spread {row.get('spread_pct')}%  x{section['ratio_vs_bare'].get(key, 1.0)} of bare"
                     f"  rounds [{rounds}]"
                 )
-            half = section.get("cache_hit_at_half_peak", {})
-            if "p99_ms" in half:
-                print(
-                    f"    cache hit paced at half of peak ({half['offered_requests_per_second']} req/s): "
-                    f"p50 {half['p50_ms']:.2f} ms  p99 {half['p99_ms']:.2f} ms  (target < "
-                    f"{half['p99_target_ms']:g} ms: {'MET' if half['p99_target_met'] else 'NOT MET'})"
-                )
     for name, section in results.get("extra", {}).items():
         if name == "realtime" and "skipped" not in section:
             _print_realtime(section)

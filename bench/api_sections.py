@@ -24,7 +24,6 @@ from bench.http_load import (
     SERVED_APP,
     LoadResult,
     ServerProcess,
-    get_script,
     measure,
     run_wrk_script,
     wait_until_up,
@@ -127,13 +126,10 @@ def compare_with_bare(
                     row.errors,
                 )
                 runs[name].append(row)
-        rows = {name: _summary(results) for name, results in runs.items()}
-        half_peak = _hit_latency_at_half_peak(
-            cached.base_url, user_ids, rows["cache_hit"], seconds=seconds, connections=connections
-        )
     finally:
         for server in servers:
             server.stop()
+    rows = {name: _summary(results) for name, results in runs.items()}
     bare_rate = rows["bare"]["requests_per_second"]
     return {
         "workers": workers,
@@ -148,32 +144,6 @@ def compare_with_bare(
             )
             for name in ("cache_hit", "model")
         },
-        "cache_hit_at_half_peak": half_peak,
-    }
-
-
-HALF_PEAK_P99_TARGET_MS = 10.0
-
-
-def _hit_latency_at_half_peak(
-    base_url: str, user_ids: list[int], hit: dict[str, Any], *, seconds: int, connections: int
-) -> dict[str, Any]:
-    """Cache hits paced at half of their measured peak: the latency a client sees below
-    saturation (the issue's p99 < 10 ms), not the queueing of a saturated server."""
-    peak = hit["requests_per_second"]
-    if not peak:
-        return {"skipped": "the cache-hit rounds failed: no peak to take half of"}
-    rate = peak / 2
-    script = get_script("/recommendations/{id}", user_ids, rate=rate, connections=connections)
-    row = run_wrk_script(
-        "/recommendations (cache hit) at half of peak", base_url, script, seconds=seconds,
-        connections=connections, label="/recommendations/{id}",
-    )  # fmt: skip
-    return {
-        "offered_requests_per_second": round(rate, 1),
-        **row.as_dict(),
-        "p99_target_ms": HALF_PEAK_P99_TARGET_MS,
-        "p99_target_met": not row.failed and row.p99_ms < HALF_PEAK_P99_TARGET_MS,
     }
 
 

@@ -163,26 +163,10 @@ def run_wrk_script(
     return parse_wrk(name, base_url + label, output, seconds=seconds, connections=connections)
 
 
-_WRK_DELAY_LUA = """
-delay = function()
-  return %f
-end
-"""
-
-
-def get_script(path_template: str, ids: list[int], *, rate: float | None = None, connections: int = 1) -> str:
-    """wrk's request() over the expanded paths; paced to about `rate` requests/s in all
-    when given (each connection waits connections/rate between its answers)."""
-    script = _WRK_GET_LUA % ",".join(f'"{path}"' for path in expand(path_template, ids))
-    if rate is not None:
-        script += _WRK_DELAY_LUA % (1000.0 * connections / rate)
-    return script
-
-
 def _run_wrk(
     name: str, base_url: str, path_template: str, ids: list[int], *, seconds: int, connections: int
 ) -> LoadResult:
-    script = get_script(path_template, ids)
+    script = _WRK_GET_LUA % ",".join(f'"{path}"' for path in expand(path_template, ids))
     return run_wrk_script(
         name, base_url, script, seconds=seconds, connections=connections, label=path_template
     )
