@@ -32,8 +32,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Rows per sparse block inside a partition: bounds a worker's memory on big partitions.
-_BLOCK_ROWS = 200_000
+# Rows per sparse block inside a partition: bounds a worker's memory on big partitions
+# (a block's product holds ~40M non-zeros at 1M rows of a 10k-movie catalogue, 0.5 GB).
+# Large, because adding a block's product into the dense total costs a pass of random
+# writes over it: at 200k rows, 1M ratings took 42 s, at 1M rows 6 s.
+_BLOCK_ROWS = 1_000_000
 
 
 class CatalogueTooLarge(ValueError):
@@ -77,8 +80,12 @@ def _partition_gram(
             (np.asarray(values, dtype=np.float64), (user_index, np.asarray(items, dtype=np.int64))),
             shape=(len(_codes), n_items),
         )
-        product = (x.T @ x).tocoo()
-        total[product.row, product.col] += product.data  # pairs are unique after the product
+        product = x.T @ x
+        # XᵀX is symmetric, so its compressed columns (scipy gives CSC here) are its
+        # rows: no conversion. Into the dense total (pairs are unique in the product).
+        assert isinstance(product, sp.csr_matrix | sp.csc_matrix)
+        flat = np.repeat(np.arange(n_items, dtype=np.int64) * n_items, np.diff(product.indptr))
+        total.reshape(-1)[flat + product.indices] += product.data
 
     users: list[int] = []
     items: list[int] = []
