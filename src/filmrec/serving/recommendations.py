@@ -14,7 +14,9 @@ version in the key still retires them at the user's next rating.
 /recommendations answers are JSON bytes (orjson), serialised once when a list is
 computed: the caches store the body a hit returns, and a hit returns it as stored.
 With the online state in this process the cache key is known without I/O, so a hit
-in the small LRU (serving/hit_cache.py) is answered on the event loop, no thread hop.
+in the small LRU (serving/hit_cache.py) is answered on the event loop, no thread hop;
+for the common request shape, before FastAPI's routing (serving/hit_fast_path.py,
+through lru_answer: one key, one way of counting a hit).
 """
 
 from __future__ import annotations
@@ -241,15 +243,21 @@ class RecommendationService:
         except Exception as error:
             self._cache_failed(error, "set")
 
-    def _hit(self, key: str) -> bytes | None:
-        """The in-process LRU: bytes already held, so no lock is held across I/O."""
+    def _hit(self, key: str, *, count_miss: bool = True) -> bytes | None:
+        """The in-process LRU: bytes already held, so no lock is held across I/O.
+
+        `count_miss=False` for a look whose miss goes on to the full path, which looks
+        again and counts it: one request, one counted lookup."""
         if self.hit_cache is None:
             return None
         body = self.hit_cache.get(key)
-        metrics.HIT_CACHE_REQUESTS.labels(result="hit" if body is not None else "miss").inc()
-        if body is not None:
-            # A hit of the caches as a whole: the hit ratio on the dashboard counts it.
-            metrics.CACHE_REQUESTS.labels(result="hit").inc()
+        if body is None:
+            if count_miss:
+                metrics.HIT_CACHE_REQUESTS.labels(result="miss").inc()
+            return None
+        metrics.HIT_CACHE_REQUESTS.labels(result="hit").inc()
+        # A hit of the caches as a whole: the hit ratio on the dashboard counts it.
+        metrics.CACHE_REQUESTS.labels(result="hit").inc()
         return body
 
     def _cached(self, key: str, *, lru_checked: bool = False) -> bytes | None:
@@ -340,6 +348,34 @@ class RecommendationService:
             self._cache_set(scored.key, cached_body(response))
         return response_body(response)
 
+    @property
+    def hits_on_loop(self) -> bool:
+        """Whether a hit can be answered on the event loop: an LRU, and the online state
+        in this process, so the key (its version included) is known without I/O."""
+        return self._state_is_local and self.hit_cache is not None
+
+    def lru_answer(
+        self,
+        model: LoadedModel,
+        user_state: UserOnlineState,
+        *,
+        user_id: int,
+        k: int,
+        filters: RecommendationFilters = NO_FILTERS,
+        explain: bool = False,
+        count_miss: bool = True,
+    ) -> bytes | None:
+        """The LRU's body for this request, served as a hit is (counted, and seen by the
+        visibility tracker); None on a miss. For recommend() and the hit fast path
+        (serving/hit_fast_path.py), which passes `count_miss=False`: its miss goes on
+        to recommend(), which looks again and counts the miss."""
+        key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+        body = self._hit(key, count_miss=count_miss)
+        if body is not None:
+            metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
+            self.visibility.served(user_id)
+        return body
+
     async def recommend(
         self,
         model: LoadedModel,
@@ -354,13 +390,10 @@ class RecommendationService:
         Raises MetadataUnavailableError for a genre/year filter with the database down
         and no cached answer."""
         user_state: UserOnlineState | None = None
-        if self._state_is_local and self.hit_cache is not None:
+        if self.hits_on_loop:
             user_state = self.online_state(user_id)
-            key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
-            body = self._hit(key)
+            body = self.lru_answer(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
             if body is not None:
-                metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
-                self.visibility.served(user_id)
                 return body
         allowed = None
         if filters.by_metadata:
