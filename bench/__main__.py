@@ -154,6 +154,18 @@ def _print_summary(results: dict[str, Any]) -> None:
                     f"  spread {row.get('spread_pct')}%  x{section['ratio_vs_bare'].get(key, 1.0)} of bare"
                     f"  rounds [{rounds}]"
                 )
+            paced = section.get("cache_hit_at_half_peak", {})
+            if "skipped" in paced:
+                print(f"    cache hit at half of its peak: skipped ({paced['skipped']})")
+            elif paced:
+                achieved = paced["requests_per_second"]
+                verdict = "met" if paced["p99_target_met"] else "NOT met"
+                print(
+                    f"    cache hit at half of its peak: offered {paced['offered_requests_per_second']}"
+                    f" req/s, achieved {achieved if achieved is not None else 'FAILED'},"
+                    f" p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms"
+                    f" (target < {paced['p99_target_ms']:g} ms: {verdict})"
+                )
     for name, section in results.get("extra", {}).items():
         if name == "realtime" and "skipped" not in section:
             _print_realtime(section)
