@@ -15,7 +15,7 @@ from filmrec.config import Settings
 from filmrec.ingestion.contract import RatingEvent
 from filmrec.serving import deps
 from filmrec.serving.app import create_app
-from filmrec.serving.cache import InProcessCache
+from filmrec.serving.cache import InProcessCache, NullCache, RecommendationCache
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.online_state import InProcessOnlineState, OnlineRating, VisibilityTracker
@@ -44,7 +44,7 @@ class CountingCache(InProcessCache):
 
 
 def _client(
-    tmp_path: Path, cache: InProcessCache, *, hit_cache: HitCache | None, online: Any = None
+    tmp_path: Path, cache: RecommendationCache, *, hit_cache: HitCache | None, online: Any = None
 ) -> TestClient:
     model = LoadedModel(
         recommender=reference_model(tiny_matrix()[0]), name="tiny", version="7", run_id=None, metrics={},
@@ -133,6 +133,21 @@ def test_the_cache_off_means_no_lru(tmp_path: Path) -> None:
     from filmrec.serving.app import build_state
 
     assert build_state(settings).recommendations.hit_cache is None
+
+
+def test_the_cache_off_serialises_no_body_for_a_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filmrec.serving import recommendations
+
+    def no_cached_body(_response: RecommendationsOut) -> bytes:
+        raise AssertionError("with CACHE_ENABLED=false nothing stores a list: no body is built for one")
+
+    monkeypatch.setattr(recommendations, "cached_body", no_cached_body)
+    client = _client(tmp_path, NullCache(), hit_cache=None)
+    answers = [client.get("/recommendations/1", params={"k": 3}).json() for _ in range(2)]
+    assert [answer["source"] for answer in answers] == ["model", "model"]
+    assert answers[0] == answers[1]
 
 
 def test_several_workers_need_the_shared_online_state() -> None:

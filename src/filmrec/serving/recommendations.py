@@ -35,7 +35,7 @@ import orjson
 from filmrec.metadata.store import MovieInfo
 from filmrec.model.recommender import Explanation, Recommendations, Recommender
 from filmrec.serving import metrics
-from filmrec.serving.cache import RecommendationCache, recommendation_key
+from filmrec.serving.cache import NullCache, RecommendationCache, recommendation_key
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MovieLookup
@@ -208,6 +208,8 @@ class RecommendationService:
     ) -> None:
         self.cache = cache
         self.hit_cache = hit_cache
+        # CACHE_ENABLED=false: no layer would store a list, so none is serialised for one.
+        self._stores_lists = hit_cache is not None or not isinstance(cache, NullCache)
         # The in-process online state is a dict lookup: safe on the event loop. Redis's
         # is a network round trip, so it (and the hit it decides) runs on a thread.
         self._state_is_local = online is None or online.name == "in-process"
@@ -344,7 +346,7 @@ class RecommendationService:
         response = recommendations_out(model, scored.recs, info, user_id=user_id, k=k, reasons=scored.reasons)
         # A list without titles (database down) is served but not cached: it would
         # outlive the outage by the whole TTL.
-        if info is not None:
+        if info is not None and self._stores_lists:
             self._cache_set(scored.key, cached_body(response))
         return response_body(response)
 
