@@ -123,7 +123,9 @@ def served(tmp_path: Path) -> Served:
     return serve(tmp_path)
 
 
-def sample(name: str, **labels: str) -> float:
+def sample(name: str, result: str | None = None, **labels: str) -> float:
+    if result is not None:
+        labels["result"] = result
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
@@ -275,6 +277,23 @@ def test_a_miss_of_the_fast_path_is_counted_once(served: Served) -> None:
     misses = sample("filmrec_hit_cache_requests_total", result="miss")
     served.get("/recommendations/4")
     assert sample("filmrec_hit_cache_requests_total", result="miss") - misses == 1
+
+
+def test_an_lru_entry_gone_is_answered_from_the_in_process_cache_like_the_route(served: Served) -> None:
+    served.get("/recommendations/6")
+    series = [("filmrec_hit_cache_requests_total", "miss"), ("filmrec_cache_requests_total", "hit")]
+    answers, counts = [], []
+    for answer in (served.get, served.routed):
+        assert served.service.hit_cache is not None
+        served.service.hit_cache.clear()  # as when its entries age out (HIT_CACHE_TTL_SECONDS)
+        before = [sample(*one) for one in series]
+        answers.append(answer("/recommendations/6"))
+        counts.append([sample(*one) - value for one, value in zip(series, before, strict=True)])
+    fast, routed = answers
+    assert served.service.routed == 2  # the first miss and the routed reference, not the fast answer
+    assert fast.content == routed.content and fast.json()["source"] == "cache"
+    assert fast.headers.multi_items() == routed.headers.multi_items()
+    assert counts == [[1, 1], [1, 1]]
 
 
 def test_a_new_rating_gives_a_new_key_on_the_fast_path_too(served: Served) -> None:

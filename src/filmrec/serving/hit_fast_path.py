@@ -90,7 +90,7 @@ class HitFastPath:
         if self._route is None:
             self._route = _recommendations_route(app)
         user_state = service.online_state(user_id)
-        return service.lru_answer(model, user_state, user_id=user_id, k=k, count_miss=False)
+        return service.answer_on_loop(model, user_state, user_id=user_id, k=k, count_miss=False)
 
 
 def _recommendations_route(app: FastAPI) -> APIRoute:
