@@ -5,8 +5,9 @@ FastAPI it also pays the routing, the validation of the route's eight parameters
 and its dependencies: several times the hit itself (README, Benchmarks). This plain
 ASGI layer sits inside the metrics and body-size middlewares (serving/app.py) and
 answers the request shape almost every client sends, `GET
-/recommendations/<user id>` with no query or only `k=<n>`, when the LRU holds its
-body, with the bytes and headers the route would send.
+/recommendations/<user id>` with no query or only `k=<n>`, when this process holds
+its body (the LRU, or the shared cache when it is the in-process one), with the
+bytes and headers the route would send.
 
 Equivalent or nothing: anything else goes to FastAPI unchanged, and FastAPI's
 answer is the one it always gave. That is every other parameter, a repeated one, a
@@ -52,15 +53,15 @@ class HitFastPath:
         self._route: APIRoute | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = self._lru_hit(scope) if scope["type"] == "http" else None
+        body = self._held_body(scope) if scope["type"] == "http" else None
         if body is None:
             await self.app(scope, receive, send)
             return
         scope["route"] = self._route
         await json_response(body)(scope, receive, send)
 
-    def _lru_hit(self, scope: Scope) -> bytes | None:
-        """The stored body when this request is the common shape and its key is in the LRU."""
+    def _held_body(self, scope: Scope) -> bytes | None:
+        """The stored body when this request is the common shape and this process holds it."""
         if scope["method"] != "GET" or scope.get("root_path"):
             return None
         path = _PATH.fullmatch(scope["path"])
