@@ -154,6 +154,18 @@ def _print_summary(results: dict[str, Any]) -> None:
                     f"  spread {row.get('spread_pct')}%  x{section['ratio_vs_bare'].get(key, 1.0)} of bare"
                     f"  rounds [{rounds}]"
                 )
+            paced = section.get("cache_hit_at_half_peak", {})
+            if "skipped" in paced:
+                print(f"    cache hit at half of its peak: skipped ({paced['skipped']})")
+            elif paced:
+                hit, bare = paced["cache_hit"], paced["bare"]
+                verdict = "met" if paced["p99_target_met"] else "NOT met"
+                print(
+                    f"    cache hit at half of its peak ({paced['offered_requests_per_second']} req/s):"
+                    f" achieved {hit['requests_per_second'] or 'FAILED'}, p50 {hit['p50_ms']:.2f} ms,"
+                    f" p99 {hit['p99_ms']:.2f} ms (target < {paced['p99_target_ms']:g} ms: {verdict});"
+                    f" bare at the same rate: p99 {bare['p99_ms']:.2f} ms"
+                )
     for name, section in results.get("extra", {}).items():
         if name == "realtime" and "skipped" not in section:
             _print_realtime(section)

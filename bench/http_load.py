@@ -147,6 +147,27 @@ end
 """
 
 
+def paced_delay_lua(*, rate: float, connections: int) -> str:
+    """A wrk delay() that makes `connections` offer about `rate` requests/s in all.
+
+    wrk reads delay()'s milliseconds as a whole number (script_delay truncates), so a
+    2.7 ms pause would be 2 ms, a third more load than asked: each pause is the whole
+    millisecond below or above, drawn so that the mean pause is exact. The answer's
+    own latency adds to each connection's cycle, so what is achieved is at most this.
+    """
+    pause_ms = max(0.0, 1000.0 * connections / rate)
+    return f"""
+local pause_ms = {pause_ms:f}
+local whole_ms = math.floor(pause_ms)
+delay = function()
+  if math.random() < pause_ms - whole_ms then
+    return whole_ms + 1
+  end
+  return whole_ms
+end
+"""
+
+
 def run_wrk_script(
     name: str, base_url: str, script: str, *, seconds: float, connections: int, label: str = ""
 ) -> LoadResult:
@@ -164,9 +185,12 @@ def run_wrk_script(
 
 
 def _run_wrk(
-    name: str, base_url: str, path_template: str, ids: list[int], *, seconds: int, connections: int
-) -> LoadResult:
+    name: str, base_url: str, path_template: str, ids: list[int], *, seconds: int, connections: int,
+    rate: float | None,
+) -> LoadResult:  # fmt: skip
     script = _WRK_GET_LUA % ",".join(f'"{path}"' for path in expand(path_template, ids))
+    if rate:
+        script += paced_delay_lua(rate=rate, connections=connections)
     return run_wrk_script(
         name, base_url, script, seconds=seconds, connections=connections, label=path_template
     )
@@ -188,7 +212,7 @@ def parse_wrk(name: str, url: str, output: str, *, seconds: float, connections: 
 
 
 async def _python_load(
-    base_url: str, paths: list[str], *, seconds: int, connections: int
+    base_url: str, paths: list[str], *, seconds: int, connections: int, rate: float | None
 ) -> tuple[int, dict[str, int], list[float]]:
     latencies: list[float] = []
     errors = {"status": 0, "socket": 0}
@@ -206,6 +230,8 @@ async def _python_load(
                 except httpx.HTTPError:
                     errors["socket"] += 1
                 latencies.append((time.perf_counter() - start) * 1000)
+                if rate:
+                    await asyncio.sleep(connections / rate)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
     return len(latencies), {kind: n for kind, n in errors.items() if n}, latencies
@@ -213,15 +239,18 @@ async def _python_load(
 
 def measure(
     name: str, base_url: str, path_template: str, ids: list[int] | None = None, *,
-    seconds: int = 15, connections: int = 16,
+    seconds: int = 15, connections: int = 16, rate: float | None = None,
 ) -> LoadResult:  # fmt: skip
-    """Load `base_url + path_template` (with `{id}` drawn from `ids`) for `seconds`."""
+    """Load `base_url + path_template` (with `{id}` drawn from `ids`) for `seconds`: as
+    fast as answers come, or paced to offer about `rate` requests/s."""
     ids = ids or [0]
     if shutil.which("wrk"):
-        return _run_wrk(name, base_url, path_template, ids, seconds=seconds, connections=connections)
+        return _run_wrk(
+            name, base_url, path_template, ids, seconds=seconds, connections=connections, rate=rate
+        )
     paths = expand(path_template, ids)
     requests, errors, latencies = asyncio.run(
-        _python_load(base_url, paths, seconds=seconds, connections=connections)
+        _python_load(base_url, paths, seconds=seconds, connections=connections, rate=rate)
     )
     ordered = sorted(latencies) or [0.0]
     return _result(

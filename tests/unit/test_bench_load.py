@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.api_sections import _summary, mixed_script
-from bench.http_load import parse_wrk
+from bench.http_load import paced_delay_lua, parse_wrk
 
 
 def _wrk(requests: int, **errors: int) -> str:
@@ -40,3 +40,11 @@ def test_the_soak_script_paces_connections_and_posts_with_the_demo_key() -> None
     script = mixed_script([1, 2], [10, 20], rate=400.0, connections=16, post_pct=5)
     assert "local pause_ms = 40.000000" in script  # 16 connections at 400/s: 40 ms apart each
     assert '["X-API-Key"] = "demo"' in script and '"POST", "/ratings"' in script
+
+
+def test_a_paced_run_keeps_the_fraction_of_a_millisecond() -> None:
+    # wrk truncates delay() to whole milliseconds: 16 connections at 6000/s pause 2.67 ms
+    # each, which must not become 2 ms (8000/s).
+    script = paced_delay_lua(rate=6000.0, connections=16)
+    assert "local pause_ms = 2.666667" in script
+    assert "return whole_ms + 1" in script and "math.random() < pause_ms - whole_ms" in script

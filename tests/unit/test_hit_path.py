@@ -15,7 +15,7 @@ from filmrec.config import Settings
 from filmrec.ingestion.contract import RatingEvent
 from filmrec.serving import deps
 from filmrec.serving.app import create_app
-from filmrec.serving.cache import InProcessCache
+from filmrec.serving.cache import InProcessCache, NullCache, RecommendationCache
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.online_state import InProcessOnlineState, OnlineRating, VisibilityTracker
@@ -44,7 +44,7 @@ class CountingCache(InProcessCache):
 
 
 def _client(
-    tmp_path: Path, cache: InProcessCache, *, hit_cache: HitCache | None, online: Any = None
+    tmp_path: Path, cache: RecommendationCache, *, hit_cache: HitCache | None, online: Any = None
 ) -> TestClient:
     model = LoadedModel(
         recommender=reference_model(tiny_matrix()[0]), name="tiny", version="7", run_id=None, metrics={},
@@ -135,6 +135,21 @@ def test_the_cache_off_means_no_lru(tmp_path: Path) -> None:
     assert build_state(settings).recommendations.hit_cache is None
 
 
+def test_the_cache_off_serialises_no_body_for_a_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filmrec.serving import recommendations
+
+    def no_cached_body(_response: RecommendationsOut) -> bytes:
+        raise AssertionError("with CACHE_ENABLED=false nothing stores a list: no body is built for one")
+
+    monkeypatch.setattr(recommendations, "cached_body", no_cached_body)
+    client = _client(tmp_path, NullCache(), hit_cache=None)
+    answers = [client.get("/recommendations/1", params={"k": 3}).json() for _ in range(2)]
+    assert [answer["source"] for answer in answers] == ["model", "model"]
+    assert answers[0] == answers[1]
+
+
 def test_several_workers_need_the_shared_online_state() -> None:
     with pytest.raises(WorkerConfigError, match="API_WORKERS=2 needs REDIS_URL"):
         check_workers(Settings(_env_file=None, API_WORKERS=2, REDIS_URL=None))
@@ -155,3 +170,62 @@ def test_an_lru_hit_is_the_answer_to_the_same_filters_and_explain_only(tmp_path:
     again = client.get("/recommendations/1", params={"k": 3, "exclude": top}).json()
     assert again["source"] == "cache" and again["items"] == excluded["items"]
     assert client.get("/recommendations/1", params={"k": 3, "explain": True}).json()["source"] == "cache"
+
+
+class Clock:
+    """A monotonic clock the test moves: the LRU's entries age without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RemoteCache(CountingCache):
+    """Stands in for Redis: a shared cache the service must not read on the event loop."""
+
+    name = "redis"
+
+
+def no_thread_step(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("answered from memory: no thread step")
+
+
+def counted(name: str, result: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, {"result": result}) or 0.0
+
+
+def test_an_aged_out_lru_entry_is_refilled_from_the_in_process_cache_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    cache = CountingCache()
+    client = _client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=5, clock=clock))
+    computed = client.get("/recommendations/1", params={"k": 3})
+    clock.now += 6  # the LRU entry has aged out; the shared cache (60 s) still holds the list
+    series = [("filmrec_hit_cache_requests_total", "miss"), ("filmrec_cache_requests_total", "hit"),
+              ("filmrec_cache_requests_total", "miss")]  # fmt: skip
+    before = [counted(*one) for one in series]
+    monkeypatch.setattr(RecommendationService, "_cached_or_scored", no_thread_step)
+    monkeypatch.setattr(RecommendationService, "_titled", no_thread_step)
+    refilled = client.get("/recommendations/1", params={"k": 3})
+    assert refilled.content == computed.content.replace(b'"source":"model"', b'"source":"cache"')
+    # Counted as the thread's refill was: an LRU miss, then a hit of the shared cache.
+    assert [counted(*one) - value for one, value in zip(series, before, strict=True)] == [1, 1, 0]
+    gets = cache.gets
+    assert client.get("/recommendations/1", params={"k": 3}).content == refilled.content
+    assert cache.gets == gets  # the LRU holds it again
+
+
+def test_a_shared_cache_elsewhere_is_read_on_a_thread_only_once(tmp_path: Path) -> None:
+    clock = Clock()
+    cache = RemoteCache()
+    client = _client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=5, clock=clock))
+    client.get("/recommendations/1", params={"k": 3})
+    assert cache.gets == 1  # the miss: looked up once, on the thread, then computed
+    clock.now += 6
+    assert client.get("/recommendations/1", params={"k": 3}).json()["source"] == "cache"
+    assert cache.gets == 2

@@ -181,3 +181,12 @@ def test_the_lookup_caches_each_filter_set_and_fails_without_the_database(store:
     assert lookup.movie_ids_matching(genre="COMEDY", year_min=None, year_max=None).tolist() == [4, 6, 7]
     with pytest.raises(MetadataUnavailableError, match="unavailable"):
         lookup.movie_ids_matching(genre="Drama", year_min=1990, year_max=None)
+
+
+def test_the_titles_of_a_list_are_the_movies_as_stored(store: MovieStore) -> None:
+    # get_many reads four columns on a plain connection (the model path's lookup): the
+    # same MovieInfo as the one-movie ORM read, unknown ids left out.
+    found = store.get_many([7, 1, 404, 3])
+    assert found == {movie_id: store.get(movie_id) for movie_id in (7, 1, 3)}
+    assert found[7] == CATALOGUE[6] and found[1].genres == ["Action", "Sci-Fi"]
+    assert store.get_many([]) == {}

@@ -31,6 +31,7 @@ from filmrec.serving.cache import build_cache
 from filmrec.serving.deps import require_read_key
 from filmrec.serving.health_checks import ReadinessProbe
 from filmrec.serving.hit_cache import HitCache
+from filmrec.serving.hit_fast_path import HitFastPath
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.model_holder import ChampionLoader, ModelHolder, fail_fast_mlflow_http
 from filmrec.serving.movie_lookup import MovieLookup
@@ -286,8 +287,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if app.state.keyring.demo:
         log.warning("no FILMREC_API_KEYS configured: writes accept the demo key only (%s: demo)", HEADER)
 
+    # Reads are open unless FILMREC_API_KEYS_FOR_READS: then the read routers need a key
+    # (without the rate limit of writes), and the OpenAPI document says so.
+    keyed_reads = settings.api_keys_for_reads
     # Outermost last: CORS headers go on every answer (413s included), the metrics see
-    # the 413s, and the size check runs before anything reads the body.
+    # the 413s and the fast path's hits, and the size check runs before anything reads
+    # the body. The hit fast path is innermost: what it answers is a routed request to
+    # every layer above it. A keyed read must go through the key check: no fast path.
+    if not keyed_reads:
+        app.add_middleware(HitFastPath)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)
     if settings.cors_origin_list:
@@ -304,9 +312,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content=validation_error_body(error.errors()))
 
-    # Reads are open unless FILMREC_API_KEYS_FOR_READS: then the read routers need a key
-    # (without the rate limit of writes), and the OpenAPI document says so.
-    keyed_reads = settings.api_keys_for_reads
     for router in (recommendations.router, movies.router, model.router):
         app.include_router(
             router,

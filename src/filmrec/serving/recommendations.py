@@ -14,7 +14,11 @@ version in the key still retires them at the user's next rating.
 /recommendations answers are JSON bytes (orjson), serialised once when a list is
 computed: the caches store the body a hit returns, and a hit returns it as stored.
 With the online state in this process the cache key is known without I/O, so a hit
-in the small LRU (serving/hit_cache.py) is answered on the event loop, no thread hop.
+in the small LRU (serving/hit_cache.py) is answered on the event loop, no thread hop;
+for the common request shape, before FastAPI's routing (serving/hit_fast_path.py,
+through answer_on_loop: one key, one way of counting a hit). With the shared cache in
+this process too (no REDIS_URL), an LRU entry that aged out is refilled from it on the
+loop as well: a thread hop per refill put a tail on the hits' latency.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import orjson
 from filmrec.metadata.store import MovieInfo
 from filmrec.model.recommender import Explanation, Recommendations, Recommender
 from filmrec.serving import metrics
-from filmrec.serving.cache import RecommendationCache, recommendation_key
+from filmrec.serving.cache import InProcessCache, NullCache, RecommendationCache, recommendation_key
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MovieLookup
@@ -206,9 +210,14 @@ class RecommendationService:
     ) -> None:
         self.cache = cache
         self.hit_cache = hit_cache
+        # CACHE_ENABLED=false: no layer would store a list, so none is serialised for one.
+        self._stores_lists = hit_cache is not None or not isinstance(cache, NullCache)
         # The in-process online state is a dict lookup: safe on the event loop. Redis's
         # is a network round trip, so it (and the hit it decides) runs on a thread.
         self._state_is_local = online is None or online.name == "in-process"
+        # The same for the shared cache: the in-process one (no REDIS_URL) is looked in on
+        # the loop too, so an LRU entry that aged out is refilled without a thread hop.
+        self._cache_is_local = cache.name == InProcessCache.name
         self.movies = movies
         self.online = online
         self.visibility = visibility
@@ -222,13 +231,14 @@ class RecommendationService:
         metrics.DEPENDENCY_UP.labels(dependency="cache").set(0)
         log.debug("cache %s failed: %s", operation, error)
 
-    def _cache_get(self, key: str) -> bytes | None:
+    def _cache_get(self, key: str, *, count_miss: bool = True) -> bytes | None:
         try:
             value = self.cache.get(key)
         except Exception as error:  # a cache outage degrades to computing, never to a 500
             self._cache_failed(error, "get")
             return None
-        metrics.CACHE_REQUESTS.labels(result="hit" if value is not None else "miss").inc()
+        if value is not None or count_miss:
+            metrics.CACHE_REQUESTS.labels(result="hit" if value is not None else "miss").inc()
         # Set on success too, so the gauge shows the cache back without waiting for /ready.
         metrics.DEPENDENCY_UP.labels(dependency="cache").set(1)
         return value
@@ -241,24 +251,49 @@ class RecommendationService:
         except Exception as error:
             self._cache_failed(error, "set")
 
-    def _hit(self, key: str) -> bytes | None:
-        """The in-process LRU: bytes already held, so no lock is held across I/O."""
+    def _hit(self, key: str, *, count_miss: bool = True) -> bytes | None:
+        """The in-process LRU: bytes already held, so no lock is held across I/O.
+
+        `count_miss=False` for a look whose miss goes on to the full path, which looks
+        again and counts it: one request, one counted lookup."""
         if self.hit_cache is None:
             return None
         body = self.hit_cache.get(key)
-        metrics.HIT_CACHE_REQUESTS.labels(result="hit" if body is not None else "miss").inc()
-        if body is not None:
-            # A hit of the caches as a whole: the hit ratio on the dashboard counts it.
-            metrics.CACHE_REQUESTS.labels(result="hit").inc()
+        if body is None:
+            if count_miss:
+                metrics.HIT_CACHE_REQUESTS.labels(result="miss").inc()
+            return None
+        metrics.HIT_CACHE_REQUESTS.labels(result="hit").inc()
+        # A hit of the caches as a whole: the hit ratio on the dashboard counts it.
+        metrics.CACHE_REQUESTS.labels(result="hit").inc()
         return body
 
-    def _cached(self, key: str, *, lru_checked: bool = False) -> bytes | None:
+    def _held(self, key: str, *, count_miss: bool) -> bytes | None:
+        """The body this process holds for `key`, without I/O: the LRU, then the shared
+        cache when it is the in-process one (which then fills the LRU). With
+        `count_miss=False` a miss of both is not counted (see _hit); a miss of the LRU
+        that the shared cache answers is, as on the full path."""
+        body = self._hit(key, count_miss=count_miss)
+        if body is not None or not self._cache_is_local:
+            return body
+        body = self._cache_get(key, count_miss=count_miss)
+        if body is None:
+            return None
+        if not count_miss:
+            metrics.HIT_CACHE_REQUESTS.labels(result="miss").inc()
+        if self.hit_cache is not None:
+            self.hit_cache.put(key, body)
+        return body
+
+    def _cached(self, key: str, *, held_checked: bool = False) -> bytes | None:
         """The cached body, from the LRU or else the shared cache (which then fills the LRU).
 
+        `held_checked`: answer_on_loop has looked in what this process holds already (the
+        LRU, and an in-process shared cache), so only a shared cache elsewhere is left.
         The key carries the value format (cache.KEY_PREFIX), so what is stored under
         it is this code's body: returned without decoding it."""
-        body = None if lru_checked else self._hit(key)
-        if body is None:
+        body = None if held_checked else self._hit(key)
+        if body is None and not (held_checked and self._cache_is_local):
             body = self._cache_get(key)
             if body is not None and self.hit_cache is not None:
                 self.hit_cache.put(key, body)
@@ -309,11 +344,11 @@ class RecommendationService:
         explain: bool,
         user_state: UserOnlineState | None = None,
     ) -> bytes | _Scored:
-        # Given a state, recommend() has already missed the LRU on the event loop.
-        lru_checked = user_state is not None
+        # Given a state, recommend() has already missed what this process holds, on the loop.
+        held_checked = user_state is not None
         user_state = user_state if user_state is not None else self.online_state(user_id)
         key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
-        cached = self._cached(key, lru_checked=lru_checked)
+        cached = self._cached(key, held_checked=held_checked)
         self.visibility.served(user_id)
         if cached is not None:
             return cached
@@ -336,9 +371,37 @@ class RecommendationService:
         response = recommendations_out(model, scored.recs, info, user_id=user_id, k=k, reasons=scored.reasons)
         # A list without titles (database down) is served but not cached: it would
         # outlive the outage by the whole TTL.
-        if info is not None:
+        if info is not None and self._stores_lists:
             self._cache_set(scored.key, cached_body(response))
         return response_body(response)
+
+    @property
+    def hits_on_loop(self) -> bool:
+        """Whether a hit can be answered on the event loop: an LRU, and the online state
+        in this process, so the key (its version included) is known without I/O."""
+        return self._state_is_local and self.hit_cache is not None
+
+    def answer_on_loop(
+        self,
+        model: LoadedModel,
+        user_state: UserOnlineState,
+        *,
+        user_id: int,
+        k: int,
+        filters: RecommendationFilters = NO_FILTERS,
+        explain: bool = False,
+        count_miss: bool = True,
+    ) -> bytes | None:
+        """The body this process holds for this request (_held), served as a hit is
+        (counted, and seen by the visibility tracker); None on a miss. For recommend()
+        and the hit fast path (serving/hit_fast_path.py), which passes `count_miss=False`:
+        its miss goes on to recommend(), which looks again and counts the miss."""
+        key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+        body = self._held(key, count_miss=count_miss)
+        if body is not None:
+            metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
+            self.visibility.served(user_id)
+        return body
 
     async def recommend(
         self,
@@ -354,13 +417,12 @@ class RecommendationService:
         Raises MetadataUnavailableError for a genre/year filter with the database down
         and no cached answer."""
         user_state: UserOnlineState | None = None
-        if self._state_is_local and self.hit_cache is not None:
+        if self.hits_on_loop:
             user_state = self.online_state(user_id)
-            key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
-            body = self._hit(key)
+            body = self.answer_on_loop(
+                model, user_state, user_id=user_id, k=k, filters=filters, explain=explain
+            )
             if body is not None:
-                metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
-                self.visibility.served(user_id)
                 return body
         allowed = None
         if filters.by_metadata:

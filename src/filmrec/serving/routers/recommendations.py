@@ -17,8 +17,14 @@ router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 # keeps a typo (year_min=20000) a 422 instead of a silently empty list.
 YEAR_MIN, YEAR_MAX = 1870, 2100
 
-UserId = Annotated[int, Path(gt=0, lt=2**31, description="MovieLens user id")]
-TopK = Annotated[int, Query(ge=1, le=100, description="How many movies to return")]
+# The bounds of the two parameters of the common request, stated once: the
+# annotations below document them, and the hit fast path (serving/hit_fast_path.py)
+# answers only requests within them.
+USER_ID_GT, USER_ID_LT = 0, 2**31
+K_GE, K_LE, K_DEFAULT = 1, 100, 10
+
+UserId = Annotated[int, Path(gt=USER_ID_GT, lt=USER_ID_LT, description="MovieLens user id")]
+TopK = Annotated[int, Query(ge=K_GE, le=K_LE, description="How many movies to return")]
 GenreFilter = Annotated[
     str | None,
     Query(
@@ -72,7 +78,7 @@ async def get_recommendations(
     user_id: UserId,
     service: RecommendationsDep,
     model: ModelDep,
-    k: TopK = 10,
+    k: TopK = K_DEFAULT,
     genre: GenreFilter = None,
     year_min: YearMin = None,
     year_max: YearMax = None,
@@ -96,4 +102,10 @@ async def get_recommendations(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"the genre and year filters need the metadata database: {error}",
         ) from error
+    return json_response(body)
+
+
+def json_response(body: bytes) -> Response:
+    """A /recommendations answer: the service's JSON bytes, sent as they are. The route
+    and the hit fast path both answer with it, so both send the same headers."""
     return Response(content=body, media_type="application/json")

@@ -1,0 +1,101 @@
+"""The common /recommendations cache hit, answered before FastAPI's routing.
+
+An LRU hit is a dict lookup and stored bytes (serving/hit_cache.py), but through
+FastAPI it also pays the routing, the validation of the route's eight parameters
+and its dependencies: several times the hit itself (README, Benchmarks). This plain
+ASGI layer sits inside the metrics and body-size middlewares (serving/app.py) and
+answers the request shape almost every client sends, `GET
+/recommendations/<user id>` with no query or only `k=<n>`, when this process holds
+its body (the LRU, or the shared cache when it is the in-process one), with the
+bytes and headers the route would send.
+
+Equivalent or nothing: anything else goes to FastAPI unchanged, and FastAPI's
+answer is the one it always gave. That is every other parameter, a repeated one, a
+value out of the route's bounds or not written the canonical way (`k=010`,
+`k=+3`, a leading zero in the id: pydantic would read them, so FastAPI does), no
+model loaded (its 503), the online state in Redis (the key needs a round trip:
+RecommendationService.hits_on_loop), dependency overrides (a test's stand-ins are
+what the route would use), and a miss. With FILMREC_API_KEYS_FOR_READS the reads
+need a key, so create_app does not install the layer at all.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from filmrec.serving.routers.recommendations import (
+    K_DEFAULT,
+    K_GE,
+    K_LE,
+    USER_ID_GT,
+    USER_ID_LT,
+    get_recommendations,
+    json_response,
+    router,
+)
+from filmrec.serving.state import AppState
+
+# Canonical decimals only (no sign, no leading zero), at most as many digits as the
+# bounds allow: these are the strings whose value is plainly int(text).
+_PATH = re.compile(re.escape(router.prefix) + r"/([1-9][0-9]{0,9})")
+_K_ONLY_QUERY = re.compile(rb"k=([1-9][0-9]{0,2})")
+
+
+class HitFastPath:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # The route FastAPI would have matched, found at the first hit: the metrics
+        # middleware labels the request by its template, as for a routed request.
+        self._route: APIRoute | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = self._held_body(scope) if scope["type"] == "http" else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self._route
+        await json_response(body)(scope, receive, send)
+
+    def _held_body(self, scope: Scope) -> bytes | None:
+        """The stored body when this request is the common shape and this process holds it."""
+        if scope["method"] != "GET" or scope.get("root_path"):
+            return None
+        path = _PATH.fullmatch(scope["path"])
+        if path is None:
+            return None
+        user_id = int(path[1])
+        query: bytes = scope["query_string"]
+        if query:
+            k_only = _K_ONLY_QUERY.fullmatch(query)
+            if k_only is None:
+                return None
+            k = int(k_only[1])
+        else:
+            k = K_DEFAULT
+        if not (USER_ID_GT < user_id < USER_ID_LT and K_GE <= k <= K_LE):
+            return None
+        app: FastAPI = scope["app"]
+        state: AppState | None = getattr(app.state, "filmrec", None)  # set in the lifespan
+        if app.dependency_overrides or state is None:
+            return None
+        model = state.holder.current
+        if model is None:
+            return None
+        service = state.recommendations
+        if not service.hits_on_loop:
+            return None
+        if self._route is None:
+            self._route = _recommendations_route(app)
+        user_state = service.online_state(user_id)
+        return service.answer_on_loop(model, user_state, user_id=user_id, k=k, count_miss=False)
+
+
+def _recommendations_route(app: FastAPI) -> APIRoute:
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is get_recommendations:
+            return route
+    raise LookupError("the app has no /recommendations/{user_id} route")
