@@ -6,13 +6,16 @@ in X-API-Key. The run must find no server error and no response that breaks the
 document (schema, status code, content type, headers): the document states every
 answer the server gives.
 
-The only 5xx allowed is POST /ratings' documented 503: this API runs the embedded
-default, without Kafka, where a rating cannot be accepted (503, with a message).
+The API has a real Kafka broker, so POST /ratings answers 202 and the stateful phase
+follows the document's links from an accepted rating to the rater's recommendations
+(now with the rating folded in), the rated movie and the movies like it. The only 5xx
+allowed is POST /ratings' documented 503 (Kafka did not take the rating).
 Examples per operation are bounded to keep the run within about two minutes.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import pytest
 
 from devstack.processes import free_port
+from filmrec.ingestion.topics import ensure_topic
 from filmrec.serving.api_keys import hash_key, new_key
 from filmrec.serving.app import create_app
 from tests.integration.service_helpers import ServerThread, make_settings
@@ -35,14 +39,17 @@ CHECKS = (
 
 
 @pytest.fixture(scope="module")
-def fuzzed_api(trained_root: Path) -> Iterator[tuple[str, str]]:
+def fuzzed_api(trained_root: Path, kafka_bootstrap: str) -> Iterator[tuple[str, str]]:
     key = new_key()
     settings = make_settings(
         trained_root,
         FILMREC_API_KEYS=f"fuzzer:{hash_key(key)}",
         # The fuzzer's writes are not the limiter's test: stay under it.
         FILMREC_RATE_LIMIT="100000/minute",
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        KAFKA_RATINGS_TOPIC=f"ratings-fuzz-{uuid.uuid4().hex[:10]}",
     )
+    ensure_topic(settings)
     with ServerThread(create_app(settings), free_port()) as server:
         yield server.url, key
 
@@ -60,9 +67,8 @@ def _config(key: str) -> Any:
                 "examples": {"enabled": True},
                 "coverage": {"enabled": True},
                 "fuzzing": {"enabled": True},
-                # A GET-mostly API with one write and no links between operations:
-                # stateful sequences would add time, not coverage.
-                "stateful": {"enabled": False},
+                # Sequences along the links of POST /ratings' 202 (serving/responses.py).
+                "stateful": {"enabled": True, "max-steps": 6},
             },
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
             "operations": [
@@ -97,10 +103,13 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed_api: 
     errors: list[str] = []
     tested: set[str] = set()
     statuses: set[int] = set()
+    stateful_steps = 0
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             if event.label:
                 tested.add(event.label)
+            if "stateful" in str(event.phase):
+                stateful_steps += len(event.recorder.interactions)
             for interaction in event.recorder.interactions.values():
                 if interaction.response is not None:
                     statuses.add(interaction.response.status_code)
@@ -118,3 +127,5 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed_api: 
     assert not failures, "\n".join(sorted(set(failures)))
     assert operations <= tested, operations - tested
     assert 200 in statuses and 422 in statuses  # the run reached the model and the validation
+    assert 202 in statuses  # ratings were accepted, so the links had a start
+    assert stateful_steps > 0, "the stateful phase followed no link"

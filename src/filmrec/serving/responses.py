@@ -67,3 +67,26 @@ RATE_LIMITED = error(
     },
 )
 KAFKA_UNAVAILABLE = error(503, "Kafka is not configured (KAFKA_BOOTSTRAP_SERVERS) or did not take the rating")
+
+# What a client does after rating a movie, as OpenAPI links (operationIds set on the
+# routes): the user's next list, the movie, the movies like it. Documentation for a
+# client, and the paths schemathesis's stateful phase follows.
+RATING_ACCEPTED_LINKS: Responses = {
+    202: {
+        "description": "Published to Kafka; the user's next recommendations fold the rating in",
+        "links": {
+            "RecommendationsOfTheRater": {
+                "operationId": "get_recommendations",
+                "parameters": {"user_id": "$request.body#/user_id"},
+            },
+            "TheRatedMovie": {
+                "operationId": "get_movie",
+                "parameters": {"movie_id": "$request.body#/movie_id"},
+            },
+            "MoviesLikeTheRatedOne": {
+                "operationId": "get_similar_movies",
+                "parameters": {"movie_id": "$request.body#/movie_id"},
+            },
+        },
+    }
+}

@@ -74,6 +74,7 @@ async def list_genres(movies: MoviesDep) -> GenresOut:
 
 @router.get(
     "/{movie_id}",
+    operation_id="get_movie",
     response_model=MovieOut,
     responses={**responses.NOT_FOUND, **responses.INVALID, **responses.UNAVAILABLE},
 )
@@ -90,6 +91,7 @@ async def get_movie(movie_id: MovieId, movies: MoviesDep) -> MovieOut:
 
 @router.get(
     "/{movie_id}/similar",
+    operation_id="get_similar_movies",
     response_model=SimilarMoviesOut,
     responses={**responses.NOT_FOUND, **responses.INVALID, **responses.UNAVAILABLE},
 )

@@ -21,6 +21,7 @@ router = APIRouter(prefix="/ratings", tags=["ratings"])
         **responses.INVALID,
         **responses.RATE_LIMITED,
         **responses.KAFKA_UNAVAILABLE,
+        **responses.RATING_ACCEPTED_LINKS,
     },
 )
 def post_rating(_caller: WriteKeyDep, rating: RatingIn, intake: RatingIntakeDep) -> RatingAcceptedOut:

@@ -71,6 +71,7 @@ Explain = Annotated[
 
 @router.get(
     "/{user_id}",
+    operation_id="get_recommendations",
     response_model=RecommendationsOut,
     responses={**responses.INVALID, **responses.NO_MODEL_OR_METADATA},
 )
