@@ -6,41 +6,22 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from filmrec.config import Settings
-from filmrec.serving import deps
-from filmrec.serving.app import create_app
 from filmrec.serving.cache import RedisCache, model_key_prefix
 from filmrec.serving.hit_cache import HitCache
-from filmrec.serving.loaded_model import LoadedModel
-from filmrec.serving.online_state import RedisOnlineState, VisibilityTracker
-from filmrec.serving.recommendations import RecommendationService
-from tests.recommender_contract import tiny_matrix
-from tests.reference_als import reference_model
-from tests.unit.test_api_routes import FakeMovies
+from filmrec.serving.online_state import RedisOnlineState
+from tests.unit.test_hit_path import tiny_client
 
 
 @pytest.mark.parametrize("lru", [True, False], ids=["lru", "redis-only"])
 def test_a_redis_hit_is_the_computed_body_but_for_source(redis_url: str, tmp_path: Path, lru: bool) -> None:
     name = f"hit-path-{uuid.uuid4().hex[:8]}"  # keys of this test only
-    model = LoadedModel(
-        recommender=reference_model(tiny_matrix()[0]), name=name, version="1", run_id=None, metrics={},
-        created_at=None,
-    )  # fmt: skip
     cache = RedisCache(redis_url)
     online = RedisOnlineState(redis_url, ttl_seconds=600, namespace=name)
-    service = RecommendationService(
-        cache=cache,
-        movies=FakeMovies(),
-        online=online,
-        visibility=VisibilityTracker(lambda _seconds: None),
-        cache_ttl_seconds=60,
-        hit_cache=HitCache(max_entries=10, ttl_seconds=60) if lru else None,
+    hit_cache = HitCache(max_entries=10, ttl_seconds=60) if lru else None
+    client = tiny_client(
+        tmp_path, cache, hit_cache=hit_cache, online=online, model_name=name, model_version="1"
     )
-    app = create_app(Settings(_env_file=None, FILMREC_VAR_DIR=tmp_path / "var"))
-    app.dependency_overrides = {deps.get_model: lambda: model, deps.get_recommendations: lambda: service}
-    client = TestClient(app)
     try:
         computed = client.get("/recommendations/1", params={"k": 3})
         hits = [client.get("/recommendations/1", params={"k": 3}) for _ in range(2)]

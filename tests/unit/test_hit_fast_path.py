@@ -244,29 +244,26 @@ def test_reads_with_keys_never_take_the_fast_path(tmp_path: Path) -> None:
     assert served.service.routed == 2  # both keyed answers went through the route
 
 
+def _hit_counters(labels: dict[str, str]) -> dict[str, float]:
+    return {
+        "requests": sample("filmrec_http_requests_total", **labels),
+        "latency": sample("filmrec_http_request_duration_seconds_count", route=TEMPLATE, method="GET"),
+        "served": sample("filmrec_recommendations_served_total", strategy="cache"),
+        "cache_hits": sample("filmrec_cache_requests_total", result="hit"),
+        "lru_hits": sample("filmrec_hit_cache_requests_total", result="hit"),
+        "lru_misses": sample("filmrec_hit_cache_requests_total", result="miss"),
+    }
+
+
 def test_a_fast_hit_counts_as_a_routed_hit(served: Served) -> None:
     labels = {"route": TEMPLATE, "method": "GET", "status": "200"}
     served.get("/recommendations/3")  # the miss: counted once, by the route
     assert served.service.routed == 1
-    before = {
-        "requests": sample("filmrec_http_requests_total", **labels),
-        "latency": sample("filmrec_http_request_duration_seconds_count", route=TEMPLATE, method="GET"),
-        "served": sample("filmrec_recommendations_served_total", strategy="cache"),
-        "cache_hits": sample("filmrec_cache_requests_total", result="hit"),
-        "lru_hits": sample("filmrec_hit_cache_requests_total", result="hit"),
-        "lru_misses": sample("filmrec_hit_cache_requests_total", result="miss"),
-    }
+    before = _hit_counters(labels)
     served.served_users.clear()
     served.get("/recommendations/3")
     assert served.service.routed == 1
-    after = {
-        "requests": sample("filmrec_http_requests_total", **labels),
-        "latency": sample("filmrec_http_request_duration_seconds_count", route=TEMPLATE, method="GET"),
-        "served": sample("filmrec_recommendations_served_total", strategy="cache"),
-        "cache_hits": sample("filmrec_cache_requests_total", result="hit"),
-        "lru_hits": sample("filmrec_hit_cache_requests_total", result="hit"),
-        "lru_misses": sample("filmrec_hit_cache_requests_total", result="miss"),
-    }
+    after = _hit_counters(labels)
     assert {name: after[name] - before[name] for name in before} == {
         "requests": 1, "latency": 1, "served": 1, "cache_hits": 1, "lru_hits": 1, "lru_misses": 0,
     }  # fmt: skip

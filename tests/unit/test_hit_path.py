@@ -43,12 +43,20 @@ class CountingCache(InProcessCache):
         super().set_many(values, ttl_seconds=ttl_seconds)
 
 
-def _client(
-    tmp_path: Path, cache: RecommendationCache, *, hit_cache: HitCache | None, online: Any = None
+def tiny_client(
+    tmp_path: Path,
+    cache: RecommendationCache,
+    *,
+    hit_cache: HitCache | None,
+    online: Any = None,
+    model_name: str = "tiny",
+    model_version: str = "7",
 ) -> TestClient:
+    """The app serving the tiny reference model through this service (the integration
+    test of the Redis hit path uses it too)."""
     model = LoadedModel(
-        recommender=reference_model(tiny_matrix()[0]), name="tiny", version="7", run_id=None, metrics={},
-        created_at=None,
+        recommender=reference_model(tiny_matrix()[0]), name=model_name, version=model_version, run_id=None,
+        metrics={}, created_at=None,
     )  # fmt: skip
     service = RecommendationService(
         cache=cache,
@@ -65,7 +73,7 @@ def _client(
 
 @pytest.mark.parametrize("lru", [True, False], ids=["lru", "shared-cache-only"])
 def test_a_hit_returns_the_model_paths_bytes_but_for_source(tmp_path: Path, lru: bool) -> None:
-    client = _client(
+    client = tiny_client(
         tmp_path, InProcessCache(), hit_cache=HitCache(max_entries=10, ttl_seconds=60) if lru else None
     )
     computed = client.get("/recommendations/1", params={"k": 3})
@@ -85,7 +93,7 @@ def test_an_lru_hit_skips_the_shared_cache_and_the_thread_pool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = CountingCache()
-    client = _client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=60))
+    client = tiny_client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=60))
     client.get("/recommendations/1", params={"k": 3})
     assert cache.gets == 1
 
@@ -101,7 +109,7 @@ def test_an_lru_hit_skips_the_shared_cache_and_the_thread_pool(
 
 def test_a_new_rating_gives_a_new_key_in_the_lru_too(tmp_path: Path) -> None:
     online = InProcessOnlineState(ttl_seconds=3600)
-    client = _client(
+    client = tiny_client(
         tmp_path, InProcessCache(), hit_cache=HitCache(max_entries=10, ttl_seconds=60), online=online
     )
     first = client.get("/recommendations/1", params={"k": 3}).json()
@@ -121,7 +129,7 @@ def event_time_ms() -> int:
 
 
 def test_the_openapi_document_still_describes_the_body(tmp_path: Path) -> None:
-    client = _client(tmp_path, InProcessCache(), hit_cache=None)
+    client = tiny_client(tmp_path, InProcessCache(), hit_cache=None)
     operation = client.get("/openapi.json").json()["paths"]["/recommendations/{user_id}"]["get"]
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/RecommendationsOut"}
@@ -144,7 +152,7 @@ def test_the_cache_off_serialises_no_body_for_a_cache(
         raise AssertionError("with CACHE_ENABLED=false nothing stores a list: no body is built for one")
 
     monkeypatch.setattr(recommendations, "cached_body", no_cached_body)
-    client = _client(tmp_path, NullCache(), hit_cache=None)
+    client = tiny_client(tmp_path, NullCache(), hit_cache=None)
     answers = [client.get("/recommendations/1", params={"k": 3}).json() for _ in range(2)]
     assert [answer["source"] for answer in answers] == ["model", "model"]
     assert answers[0] == answers[1]
@@ -159,7 +167,7 @@ def test_several_workers_need_the_shared_online_state() -> None:
 
 
 def test_an_lru_hit_is_the_answer_to_the_same_filters_and_explain_only(tmp_path: Path) -> None:
-    client = _client(tmp_path, InProcessCache(), hit_cache=HitCache(max_entries=10, ttl_seconds=60))
+    client = tiny_client(tmp_path, InProcessCache(), hit_cache=HitCache(max_entries=10, ttl_seconds=60))
     plain = client.get("/recommendations/1", params={"k": 3}).json()
     top = plain["items"][0]["movie_id"]
     excluded = client.get("/recommendations/1", params={"k": 3, "exclude": top}).json()
@@ -203,7 +211,7 @@ def test_an_aged_out_lru_entry_is_refilled_from_the_in_process_cache_on_the_loop
 ) -> None:
     clock = Clock()
     cache = CountingCache()
-    client = _client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=5, clock=clock))
+    client = tiny_client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=5, clock=clock))
     computed = client.get("/recommendations/1", params={"k": 3})
     clock.now += 6  # the LRU entry has aged out; the shared cache (60 s) still holds the list
     series = [("filmrec_hit_cache_requests_total", "miss"), ("filmrec_cache_requests_total", "hit"),
@@ -223,7 +231,7 @@ def test_an_aged_out_lru_entry_is_refilled_from_the_in_process_cache_on_the_loop
 def test_a_shared_cache_elsewhere_is_read_on_a_thread_only_once(tmp_path: Path) -> None:
     clock = Clock()
     cache = RemoteCache()
-    client = _client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=5, clock=clock))
+    client = tiny_client(tmp_path, cache, hit_cache=HitCache(max_entries=10, ttl_seconds=5, clock=clock))
     client.get("/recommendations/1", params={"k": 3})
     assert cache.gets == 1  # the miss: looked up once, on the thread, then computed
     clock.now += 6
