@@ -28,6 +28,7 @@ from bench.http_load import (
     paced_delay_lua,
     run_wrk_script,
     wait_until_up,
+    wrk_output,
 )
 from devstack.processes import free_port
 
@@ -389,8 +390,6 @@ def _counting_run(
 ) -> tuple[LoadResult, int, int]:
     """A GET /recommendations run that also counts 5xx and degraded answers."""
     import re
-    import subprocess
-    import tempfile
 
     from bench.http_load import WRK_DONE_LUA, parse_wrk
 
@@ -398,15 +397,7 @@ def _counting_run(
     if rate:
         script += paced_delay_lua(rate=rate, connections=CONNECTIONS)
     script += WRK_DONE_LUA + _COUNTING_DONE_LUA
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
-    try:
-        output = subprocess.run(
-            ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "-s", handle.name, base_url],
-            capture_output=True, text=True, check=True, timeout=seconds + 30,
-        ).stdout  # fmt: skip
-    finally:
-        Path(handle.name).unlink()
+    output = wrk_output(base_url, script, seconds=seconds, connections=CONNECTIONS)
     match = re.search(r"FILMRECX (\d+) (\d+)", output)
     if match is None:
         raise RuntimeError(f"could not read wrk output:\n{output}")

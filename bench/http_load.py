@@ -168,19 +168,24 @@ end
 """
 
 
-def run_wrk_script(
-    name: str, base_url: str, script: str, *, seconds: float, connections: int, label: str = ""
-) -> LoadResult:
-    """wrk (one thread) with a request() script of the caller's, `seconds` long."""
+def wrk_output(base_url: str, script: str, *, seconds: float, connections: int) -> str:
+    """wrk's printed output for one run of `script` as given (one thread)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script + WRK_DONE_LUA)
+        handle.write(script)
     try:
-        output = subprocess.run(
+        return subprocess.run(
             ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", handle.name, base_url],
             capture_output=True, text=True, check=True, timeout=seconds + 30,
         ).stdout  # fmt: skip
     finally:
         Path(handle.name).unlink()
+
+
+def run_wrk_script(
+    name: str, base_url: str, script: str, *, seconds: float, connections: int, label: str = ""
+) -> LoadResult:
+    """wrk (one thread) with a request() script of the caller's, `seconds` long."""
+    output = wrk_output(base_url, script + WRK_DONE_LUA, seconds=seconds, connections=connections)
     return parse_wrk(name, base_url + label, output, seconds=seconds, connections=connections)
 
 
