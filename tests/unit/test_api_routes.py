@@ -60,6 +60,20 @@ class FakeMovies(MovieLookup):
     def get_many(self, movie_ids: Sequence[int]) -> Mapping[int, MovieInfo] | None:
         return None if self.down else {m: self.movies[m] for m in movie_ids if m in self.movies}
 
+    # The listing in memory while the database is up (`held` False: never held, every
+    # list's titles come from get_many on a thread).
+    held = True
+
+    @property
+    def listing_is_fresh(self) -> bool:
+        return self.held and not self.down
+
+    def held_titles(self, movie_ids: Sequence[int]) -> Mapping[int, MovieInfo] | None:
+        return self.get_many(movie_ids) if self.listing_is_fresh else None
+
+    def refresh_listing(self) -> None:
+        return None
+
     def movie_ids_matching(
         self, *, genre: str | None, year_min: int | None, year_max: int | None
     ) -> npt.NDArray[np.int64]:

@@ -24,7 +24,7 @@ from filmrec.config import Settings
 from filmrec.ingestion.contract import RatingEvent
 from filmrec.serving import deps
 from filmrec.serving.app import build_state, create_app
-from filmrec.serving.cache import InProcessCache
+from filmrec.serving.cache import InProcessCache, NullCache
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.hit_fast_path import HitFastPath
 from filmrec.serving.loaded_model import LoadedModel
@@ -132,13 +132,13 @@ def sample(name: str, result: str | None = None, **labels: str) -> float:
 @pytest.mark.parametrize("query", ["", "?k=10", "?k=3", "?k=1", "?k=100"])
 def test_a_fast_hit_is_the_routed_hits_bytes_and_headers(served: Served, query: str) -> None:
     url = f"/recommendations/1{query}"
-    computed = served.get(url)  # a miss: FastAPI computes it and fills the LRU
+    computed = served.get(url)  # a miss: computed on the loop, before the route; fills the LRU
     assert computed.status_code == 200 and computed.json()["source"] == "model"
-    assert served.service.routed == 1
+    assert served.service.routed == 0
     fast = served.get(url)
-    assert served.service.routed == 1  # answered before the route
+    assert served.service.routed == 0  # answered before the route
     routed = served.routed(url)
-    assert served.service.routed == 2
+    assert served.service.routed == 1
     assert fast.status_code == routed.status_code == 200
     assert fast.content == routed.content
     assert fast.json()["source"] == "cache"
@@ -148,7 +148,7 @@ def test_a_fast_hit_is_the_routed_hits_bytes_and_headers(served: Served, query: 
 def test_no_query_and_the_default_k_share_one_key(served: Served) -> None:
     served.get("/recommendations/2")
     assert served.get("/recommendations/2?k=10").json()["source"] == "cache"
-    assert served.service.routed == 1
+    assert served.service.routed == 0
 
 
 @pytest.mark.parametrize(
@@ -257,12 +257,12 @@ def _hit_counters(labels: dict[str, str]) -> dict[str, float]:
 
 def test_a_fast_hit_counts_as_a_routed_hit(served: Served) -> None:
     labels = {"route": TEMPLATE, "method": "GET", "status": "200"}
-    served.get("/recommendations/3")  # the miss: counted once, by the route
-    assert served.service.routed == 1
+    served.get("/recommendations/3")  # the miss: computed and counted on the fast path
+    assert served.service.routed == 0
     before = _hit_counters(labels)
     served.served_users.clear()
     served.get("/recommendations/3")
-    assert served.service.routed == 1
+    assert served.service.routed == 0
     after = _hit_counters(labels)
     assert {name: after[name] - before[name] for name in before} == {
         "requests": 1, "latency": 1, "served": 1, "cache_hits": 1, "lru_hits": 1, "lru_misses": 0,
@@ -287,7 +287,7 @@ def test_an_lru_entry_gone_is_answered_from_the_in_process_cache_like_the_route(
         answers.append(answer("/recommendations/6"))
         counts.append([sample(*one) - value for one, value in zip(series, before, strict=True)])
     fast, routed = answers
-    assert served.service.routed == 2  # the first miss and the routed reference, not the fast answer
+    assert served.service.routed == 1  # the routed reference only
     assert fast.content == routed.content and fast.json()["source"] == "cache"
     assert fast.headers.multi_items() == routed.headers.multi_items()
     assert counts == [[1, 1], [1, 1]]
@@ -296,16 +296,14 @@ def test_an_lru_entry_gone_is_answered_from_the_in_process_cache_like_the_route(
 def test_a_new_rating_gives_a_new_key_on_the_fast_path_too(served: Served) -> None:
     first = served.get("/recommendations/1?k=3").json()
     assert served.get("/recommendations/1?k=3").json()["source"] == "cache"
-    assert served.service.routed == 1
     top = first["items"][0]["movie_id"]
     event = RatingEvent(event_id=uuid.uuid4(), user_id=1, movie_id=top, rating=5.0, source="api")
     served.online.apply(OnlineRating.from_event(event, published_ms=int(time.time() * 1000)))
     after = served.get("/recommendations/1?k=3").json()
-    assert served.service.routed == 2  # the new state version missed the LRU: computed
-    assert after["source"] == "model" and after["strategy"] == "fold-in"
+    assert after["source"] == "model" and after["strategy"] == "fold-in"  # a new key: computed
     assert top not in [item["movie_id"] for item in after["items"]]
     assert served.get("/recommendations/1?k=3").json() == after | {"source": "cache"}
-    assert served.service.routed == 2
+    assert served.service.routed == 0  # all of it on the fast path
 
 
 def test_the_fast_paths_route_is_the_one_the_router_matches(served: Served) -> None:
@@ -317,3 +315,48 @@ def test_the_fast_paths_route_is_the_one_the_router_matches(served: Served) -> N
     while not isinstance(fast_path, HitFastPath):
         fast_path = fast_path.app  # type: ignore[union-attr]
     assert fast_path._route is matched and getattr(matched, "path", None) == TEMPLATE
+
+
+def _forget_lists(served: Served) -> None:
+    assert served.service.hit_cache is not None and isinstance(served.service.cache, InProcessCache)
+    served.service.hit_cache.clear()
+    served.service.cache._entries.clear()
+
+
+@pytest.mark.parametrize("query", ["", "?k=1", "?k=100"])
+def test_a_list_computed_on_the_fast_path_is_the_routed_computation(served: Served, query: str) -> None:
+    url = f"/recommendations/2{query}"
+    fast = served.get(url)
+    _forget_lists(served)
+    routed = served.routed(url)
+    assert served.service.routed == 1
+    assert fast.json()["source"] == routed.json()["source"] == "model"
+    assert fast.content == routed.content
+    assert fast.headers.multi_items() == routed.headers.multi_items()
+
+
+def test_without_the_listing_a_miss_waits_for_titles_off_the_loop(served: Served) -> None:
+    movies = served.service.movies
+    assert isinstance(movies, FakeMovies)
+    movies.held = False  # titles only from the database: I/O, so not on the loop
+    assert not served.service.computes_on_loop()
+    first = served.get("/recommendations/3")
+    assert first.json()["source"] == "model" and served.service.routed == 1
+    assert first.json()["items"][0]["title"] is not None
+    assert served.get("/recommendations/3").json()["source"] == "cache"
+    assert served.service.routed == 1  # the hit is still the fast path's
+
+
+def test_with_the_cache_off_every_list_is_computed_on_the_fast_path(tmp_path: Path) -> None:
+    served = serve(tmp_path)
+    served.service = CountingService(
+        cache=NullCache(), movies=FakeMovies(), online=served.online,
+        visibility=VisibilityTracker(lambda _seconds: None), cache_ttl_seconds=60, hit_cache=None,
+    )  # fmt: skip
+    state = served.app.state.filmrec
+    state.recommendations = served.service
+    answers = [served.get("/recommendations/4?k=5").json() for _ in range(2)]
+    assert [answer["source"] for answer in answers] == ["model", "model"]
+    assert answers[0] == answers[1]
+    assert served.service.routed == 0
+    assert served.routed("/recommendations/4?k=5").json() == answers[0]

@@ -59,8 +59,11 @@ def test_ease_weights_match_the_closed_form(dropout: float) -> None:
     penalty = 2.0 + dropout / (1 - dropout) * np.diag(gram.gram)
     p = np.linalg.inv(gram.gram + np.diag(penalty))
     expected = np.eye(len(p)) - p / np.diag(p)[np.newaxis, :]
-    np.testing.assert_allclose(model.weights, expected, atol=1e-5)
-    assert np.all(np.diag(model.weights) == 0)
+    weights = model.weights.dense()
+    # Within half a quantisation step of each row (quantized_weights.py).
+    step = np.abs(expected).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(weights - expected) <= step / 2 + 1e-6)
+    assert np.all(np.diag(weights) == 0)
 
 
 def test_ease_scores_are_the_users_row_times_the_weights() -> None:
@@ -71,7 +74,7 @@ def test_ease_scores_are_the_users_row_times_the_weights() -> None:
     row = np.zeros(model.n_items, dtype=np.float32)
     row[np.searchsorted(model.item_ids, user_rows["movie_id"])] = user_rows["rating"] / 5.0
     recs = model.recommend(3, k=model.n_items)
-    expected = row @ model.weights  # type: ignore[attr-defined]
+    expected = row @ model.weights.dense()  # type: ignore[attr-defined]
     np.testing.assert_allclose(
         recs.scores, expected[np.searchsorted(model.item_ids, recs.movie_ids)], rtol=1e-5
     )

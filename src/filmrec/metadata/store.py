@@ -73,14 +73,26 @@ class MovieStore:
             connection.execute(text("SELECT 1"))
 
     def get_many(self, movie_ids: Sequence[int]) -> dict[int, MovieInfo]:
-        """The titles of a list (every computed /recommendations answer): the four columns
-        the answer shows, read on a plain connection. ORM entities, with every column and
-        a session's identity map, cost twice as much for the same rows (README, Benchmarks)."""
+        """The titles of a list: the four columns an answer shows, read on a plain
+        connection. ORM entities, with every column and a session's identity map, cost
+        twice as much for the same rows."""
         if not movie_ids:
             return {}
+        return self._listed(Movie.movie_id.in_([int(m) for m in movie_ids]))
+
+    def listing(self, *, limit: int) -> dict[int, MovieInfo] | None:
+        """Those four columns of every movie, or None when there are more than `limit`
+        (the API's in-memory copy, serving/movie_lookup.py)."""
+        with self.engine.connect() as connection:
+            count = connection.execute(select(func.count()).select_from(Movie)).scalar_one()
+        if count > limit:
+            return None
+        return self._listed(None)
+
+    def _listed(self, where: ColumnElement[bool] | None) -> dict[int, MovieInfo]:
         columns = select(Movie.movie_id, Movie.title, Movie.year, Movie.genres)
         with self.engine.connect() as connection:
-            rows = connection.execute(columns.where(Movie.movie_id.in_([int(m) for m in movie_ids])))
+            rows = connection.execute(columns if where is None else columns.where(where))
             return {
                 movie_id: MovieInfo(movie_id=movie_id, title=title, year=year, genres=list(genres or []))
                 for movie_id, title, year, genres in rows

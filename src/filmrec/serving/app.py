@@ -261,6 +261,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = build_state(settings)
         app.state.filmrec = state
         _prepare_database(state)
+        # The titles of computed lists, in memory (a database that is down: read later).
+        state.movies.refresh_listing()
         state.loader.refresh()
         state.loader.start_polling()
         # After the first load: the consumer skips events the served model contains.

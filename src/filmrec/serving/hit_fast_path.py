@@ -86,11 +86,14 @@ class HitFastPath:
         if model is None:
             return None
         service = state.recommendations
-        if not service.hits_on_loop:
+        computes = service.computes_on_loop()
+        if not (computes or service.hits_on_loop):
             return None
         if self._route is None:
             self._route = _recommendations_route(app)
         user_state = service.online_state(user_id)
+        if computes:
+            return service.answer_now(model, user_state, user_id=user_id, k=k)
         return service.answer_on_loop(model, user_state, user_id=user_id, k=k, count_miss=False)
 
 

@@ -32,6 +32,14 @@ FILTER_CACHE_SECONDS = 300.0
 FILTER_CACHE_ENTRIES = 256
 FilterKey = tuple[str | None, int | None, int | None]
 
+# The four columns of every movie, held in memory for the titles of computed lists:
+# a list's titles are then dict lookups, not a query, so a computed answer needs no
+# I/O at all and is computed on the event loop (serving/recommendations.py). Read
+# again as often as the filter sets, for the same reason. A catalogue above the bound
+# is not held (~300 bytes a movie): its lists' titles are queried per list.
+LISTING_SECONDS = FILTER_CACHE_SECONDS
+LISTING_MAX_MOVIES = 250_000
+
 
 class MetadataUnavailableError(RuntimeError):
     """The metadata database did not answer (or its breaker is open)."""
@@ -43,6 +51,9 @@ class MovieLookup:
         self.breaker = CircuitBreaker("database", retry_after_seconds=retry_after_seconds)
         self._matching: OrderedDict[FilterKey, tuple[float, npt.NDArray[np.int64]]] = OrderedDict()
         self._matching_lock = threading.Lock()
+        self._listing: Mapping[int, MovieInfo] | None = None
+        self._listing_until = 0.0  # time.monotonic(); 0: never read
+        self._listing_lock = threading.Lock()
 
     def get(self, movie_id: int) -> MovieInfo | None:
         """One movie, None if unknown; raises MetadataUnavailableError when the database is down."""
@@ -94,13 +105,49 @@ class MovieLookup:
                 f"movie metadata is unavailable: {type(error).__name__}"
             ) from error
 
+    @property
+    def listing_is_fresh(self) -> bool:
+        """Whether held_titles answers: the listing is in memory and young enough."""
+        return self._listing is not None and self._listing_until > time.monotonic()
+
+    def held_titles(self, movie_ids: Sequence[int]) -> Mapping[int, MovieInfo] | None:
+        """Titles for `movie_ids` from the in-memory listing while it is fresh, without
+        I/O; None when only the database can say."""
+        listing = self._listing
+        if listing is None or not self.listing_is_fresh:
+            return None
+        return {movie_id: listing[movie_id] for movie_id in movie_ids if movie_id in listing}
+
     def get_many(self, movie_ids: Sequence[int]) -> Mapping[int, MovieInfo] | None:
-        """Titles for `movie_ids`; None when the database is down (no titles beats no answer)."""
+        """Titles for `movie_ids`: the listing (read again when stale), else a query; with
+        the database down, what an older listing holds, else None (no titles beats no answer)."""
+        held = self.held_titles(movie_ids)
+        if held is None:
+            self.refresh_listing()
+            held = self.held_titles(movie_ids)
+        if held is not None:
+            return held
         try:
             return self.breaker.call(lambda: self.store.get_many(movie_ids))
         except Exception as error:
             self._down(error)
-            return None
+            stale = self._listing
+            return None if stale is None else {m: stale[m] for m in movie_ids if m in stale}
+
+    def refresh_listing(self) -> None:
+        """Read every movie's titles into memory, unless another thread just did (a query:
+        call it off the event loop). On a database error the older listing is kept."""
+        with self._listing_lock:
+            if self._listing_until > time.monotonic():
+                return
+            try:
+                listing = self.breaker.call(lambda: self.store.listing(limit=LISTING_MAX_MOVIES))
+            except Exception as error:
+                self._down(error)
+                return
+            # None for a catalogue above the bound: lists' titles are then queried.
+            self._listing = listing
+            self._listing_until = time.monotonic() + LISTING_SECONDS
 
     def ping(self) -> None:
         # A direct ping, not through the breaker: /ready reports the truth, and a good

@@ -363,17 +363,32 @@ class RecommendationService:
         reasons = recommender.explain(user_id, recs.movie_ids, online=online) if explain else {}
         return _Scored(recs, key, reasons)
 
-    def _titled(self, model: LoadedModel, scored: _Scored, *, user_id: int, k: int) -> bytes:
-        # The explained-by movies' titles come in the same query as the list's.
+    @staticmethod
+    def _title_ids(scored: _Scored) -> list[int]:
+        """The list's movies, then the explained-by ones: their titles come in one lookup."""
         movie_ids = scored.recs.movie_ids.tolist()
         because = {reason.because_movie_id for reason in scored.reasons.values()} - set(movie_ids)
-        info = self.movies.get_many(movie_ids + sorted(because))
+        return movie_ids + sorted(because)
+
+    def _body(
+        self,
+        model: LoadedModel,
+        scored: _Scored,
+        info: Mapping[int, MovieInfo] | None,
+        *,
+        user_id: int,
+        k: int,
+    ) -> bytes:
         response = recommendations_out(model, scored.recs, info, user_id=user_id, k=k, reasons=scored.reasons)
         # A list without titles (database down) is served but not cached: it would
         # outlive the outage by the whole TTL.
         if info is not None and self._stores_lists:
             self._cache_set(scored.key, cached_body(response))
         return response_body(response)
+
+    def _titled(self, model: LoadedModel, scored: _Scored, *, user_id: int, k: int) -> bytes:
+        info = self.movies.get_many(self._title_ids(scored))
+        return self._body(model, scored, info, user_id=user_id, k=k)
 
     @property
     def hits_on_loop(self) -> bool:
@@ -403,6 +418,48 @@ class RecommendationService:
             self.visibility.served(user_id)
         return body
 
+    def computes_on_loop(self, filters: RecommendationFilters = NO_FILTERS) -> bool:
+        """Whether a miss can be computed on the event loop: no step of it waits on I/O.
+
+        The user's state is in this process, the shared cache is too (or off), the
+        titles are in the movie listing, and no genre or year filter needs the database.
+        Scoring then costs about what two thread hops would (README, Benchmarks), and
+        a hop would not buy parallelism: a worker process runs one request's scoring at
+        a time either way, so the hops are saved, not the loop held longer."""
+        return (
+            self._state_is_local
+            and (self._cache_is_local or isinstance(self.cache, NullCache))
+            and not filters.by_metadata
+            and self.movies.listing_is_fresh
+        )
+
+    def answer_now(
+        self,
+        model: LoadedModel,
+        user_state: UserOnlineState,
+        *,
+        user_id: int,
+        k: int,
+        filters: RecommendationFilters = NO_FILTERS,
+        explain: bool = False,
+    ) -> bytes | None:
+        """The whole answer on the loop, held or computed, when computes_on_loop(filters):
+        for recommend() and the hit fast path. None only if the listing went stale
+        between that check and the titles (every few minutes at most): the caller then
+        goes on with I/O, and the list is scored again there."""
+        body = self.answer_on_loop(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+        if body is not None:
+            return body
+        result = self._cached_or_scored(
+            model, user_id=user_id, k=k, filters=filters, allowed=None, explain=explain, user_state=user_state
+        )
+        if isinstance(result, bytes):
+            return result
+        info = self.movies.held_titles(self._title_ids(result))
+        if info is None:
+            return None
+        return self._body(model, result, info, user_id=user_id, k=k)
+
     async def recommend(
         self,
         model: LoadedModel,
@@ -417,7 +474,12 @@ class RecommendationService:
         Raises MetadataUnavailableError for a genre/year filter with the database down
         and no cached answer."""
         user_state: UserOnlineState | None = None
-        if self.hits_on_loop:
+        if self.computes_on_loop(filters):
+            user_state = self.online_state(user_id)
+            body = self.answer_now(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+            if body is not None:
+                return body
+        elif self.hits_on_loop:
             user_state = self.online_state(user_id)
             body = self.answer_on_loop(
                 model, user_state, user_id=user_id, k=k, filters=filters, explain=explain

@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from filmrec.model.item_weights import MAX_STARS, InputScale, ItemWeightsRecommender
+from filmrec.model.quantized_weights import QuantizedWeights
 from filmrec.training.factor_models import assemble_shared
 from filmrec.training.params import EASEParams
 
@@ -186,6 +187,6 @@ def ease_from_gram(
     shared = assemble_shared(ratings=ratings_pdf, user_ids=user_ids, item_ids=gram.item_ids)
     return ItemWeightsRecommender(
         **shared,
-        weights=solve_weights(gram.gram, params.reg_param, params.dropout),
+        weights=QuantizedWeights.from_dense(solve_weights(gram.gram, params.reg_param, params.dropout)),
         input_scale=params.input_scale,
     )

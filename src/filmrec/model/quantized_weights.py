@@ -1,0 +1,131 @@
+"""An item-item weight matrix held as one byte a weight, and the loops that score with it.
+
+Scoring a user with EASE sums the rows of B of the movies they rated. In the bundled
+data that is ~155 rows of 5k weights a request: at four bytes a weight, 3 MB of
+memory read per request, which is what held the model path to a few hundred
+requests a second (README, Benchmarks). Stored as int8 with one float scale per row
+(the row's largest magnitude over 127), the same request reads a quarter of that.
+Each weight moves by at most half its row's step, so a score moves by at most
+Σ |x_ui|·scale_i / 2: small next to the gaps between the top scores, and the
+training section of `make bench` measures the quantised model, the one served.
+
+numpy has no int8-to-float multiply-add, and converting the gathered rows first
+costs more than it saves, so the sums are two small numba loops (compiled once per
+process, on first use; `warm_up` does it at load time, not on a request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+_INT8_MAX = 127
+
+
+@numba.njit(nogil=True, fastmath=True, cache=False)
+def _add_rows(
+    values: npt.NDArray[np.int8],
+    items: npt.NDArray[np.int32],
+    row_weights: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+) -> None:
+    """out += Σ_r row_weights[r] · values[items[r]], one pass over each gathered row."""
+    width = values.shape[1]
+    for r in range(items.shape[0]):
+        row = values[items[r]]
+        weight = row_weights[r]
+        for j in range(width):
+            out[j] += weight * np.float32(row[j])
+
+
+@numba.njit(nogil=True, fastmath=True, cache=False)
+def _add_rows_per_user(
+    values: npt.NDArray[np.int8],
+    indptr: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int32],
+    row_weights: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+) -> None:
+    """_add_rows for many users: user u's rows are items[indptr[u]:indptr[u + 1]]."""
+    for user in range(indptr.shape[0] - 1):
+        _add_rows(
+            values,
+            items[indptr[user] : indptr[user + 1]],
+            row_weights[indptr[user] : indptr[user + 1]],
+            out[user],
+        )
+
+
+@dataclass(frozen=True)
+class QuantizedWeights:
+    """B as int8 `values` (items, items) and float32 `scales` (items,): B_ij ≈ values_ij · scales_i."""
+
+    values: npt.NDArray[np.int8]
+    scales: npt.NDArray[np.float32]
+
+    def __post_init__(self) -> None:
+        n = self.values.shape[0]
+        if self.values.dtype != np.int8 or self.values.shape != (n, n):
+            raise ValueError(
+                f"values must be a square int8 matrix, not {self.values.dtype} {self.values.shape}"
+            )
+        if self.scales.shape != (n,):
+            raise ValueError(f"scales must have one entry per row ({n}), not {self.scales.shape}")
+
+    @classmethod
+    def from_dense(cls, weights: npt.NDArray[np.floating]) -> QuantizedWeights:
+        dense = np.asarray(weights, dtype=np.float32)
+        peak = np.abs(dense).max(axis=1) if dense.size else np.zeros(0, dtype=np.float32)
+        # An all-zero row (a movie no one else shares a user with) keeps scale 1.
+        scales = np.where(peak > 0, peak / _INT8_MAX, 1.0).astype(np.float32)
+        values = np.rint(dense / scales[:, np.newaxis])
+        return cls(np.clip(values, -_INT8_MAX, _INT8_MAX).astype(np.int8), scales)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.values.shape[0])
+
+    def dense(self) -> npt.NDArray[np.float32]:
+        """The weights the scores are computed from, as float32 (tests, small matrices)."""
+        dense: npt.NDArray[np.float32] = self.values * self.scales[:, np.newaxis]
+        return dense
+
+    def row(self, item: int) -> npt.NDArray[np.float32]:
+        row: npt.NDArray[np.float32] = self.values[item] * self.scales[item]
+        return row
+
+    def block(
+        self, items: npt.NDArray[np.integer], targets: npt.NDArray[np.integer]
+    ) -> npt.NDArray[np.float32]:
+        """B[items][:, targets]: the weights of a few rows at a few columns."""
+        block: npt.NDArray[np.float32] = self.values[np.ix_(items, targets)] * self.scales[items, np.newaxis]
+        return block
+
+    def scores(
+        self, items: npt.NDArray[np.int32], inputs: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """Σ_r inputs[r] · B[items[r]]: one user's scores for every item."""
+        out = np.zeros(self.n_items, dtype=np.float32)
+        row_weights = (np.asarray(inputs, dtype=np.float32) * self.scales[items]).astype(np.float32)
+        _add_rows(self.values, np.asarray(items, dtype=np.int32), row_weights, out)
+        return out
+
+    def batch_scores(
+        self, indptr: npt.NDArray[np.int64], items: npt.NDArray[np.int32], inputs: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """(users, items) scores; user u rated items[indptr[u]:indptr[u + 1]] with those inputs."""
+        out = np.zeros((indptr.shape[0] - 1, self.n_items), dtype=np.float32)
+        items = np.asarray(items, dtype=np.int32)
+        row_weights = (np.asarray(inputs, dtype=np.float32) * self.scales[items]).astype(np.float32)
+        _add_rows_per_user(self.values, np.asarray(indptr, dtype=np.int64), items, row_weights, out)
+        return out
+
+    def warm_up(self) -> None:
+        """Compile the loops now (a fraction of a second, once per process)."""
+        if self.n_items:
+            one = np.zeros(1, dtype=np.int32)
+            self.scores(one, np.ones(1, dtype=np.float32))
+            self.batch_scores(np.array([0, 1], dtype=np.int64), one, np.ones(1, dtype=np.float32))
