@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filmrec.config import Settings, get_settings
-from filmrec.data import synthetic
 from filmrec.data.movielens import MovieLensFiles
-from filmrec.training.params import SEARCHES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -82,6 +80,8 @@ def _search(args: argparse.Namespace, settings: Settings) -> SearchSpace:
 
 
 def search_args(parser: argparse.ArgumentParser) -> None:
+    from filmrec.training.params import SEARCHES  # loads numpy: see main
+
     parser.add_argument(
         "--search", choices=sorted(SEARCHES), default=None, help="default: FILMREC_TRAINING_SEARCH"
     )
@@ -230,6 +230,9 @@ def cmd_api_key(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Here, not at the top: both load numpy (see main).
+    from filmrec.data import synthetic
+
     parser = argparse.ArgumentParser(prog="filmrec", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["serve"]:
+        # A serving process: one OpenBLAS thread unless set (filmrec/serving/__init__.py
+        # says why). OpenBLAS reads the variable once, when numpy loads, which building
+        # the parser does: so before it. The other commands keep OpenBLAS's default.
+        import filmrec.serving  # noqa: F401
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

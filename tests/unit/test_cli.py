@@ -34,3 +34,22 @@ def test_the_generator_module_runs_as_a_script(tmp_path: Path) -> None:
         capture_output=True,
     )  # fmt: skip
     assert (tmp_path / "ratings.csv").read_text().startswith("userId,movieId,rating,timestamp")
+
+
+def test_filmrec_serve_gets_one_openblas_thread_before_numpy_loads() -> None:
+    # OpenBLAS reads OPENBLAS_NUM_THREADS once, when numpy loads: `filmrec serve` must
+    # set it before anything the CLI imports loads numpy (filmrec/serving/__init__.py).
+    probe = (
+        "import os, sys\n"
+        "os.environ.pop('OPENBLAS_NUM_THREADS', None)\n"
+        "import filmrec.cli\n"
+        "assert 'numpy' not in sys.modules, 'importing the CLI loaded numpy'\n"
+        "import filmrec.cli as cli\n"
+        "try:\n"
+        "    cli.main(['serve', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "1"
