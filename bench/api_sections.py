@@ -217,6 +217,9 @@ def run_api_bench(
 
 # --- soak -----------------------------------------------------------------------------
 
+# The soak's memory bound (issue 13: "flat within a stated bound").
+RSS_FLAT_PCT = 5.0
+
 # Mixed traffic: mostly lists, some similar movies and searches, a few ratings. wrk's
 # delay() paces each connection so the whole run offers about `rate` requests/s.
 _MIXED_LUA = """
@@ -304,6 +307,7 @@ def run_soak(
             script = mixed_script(user_ids, movie_ids, rate=rate, connections=CONNECTIONS, post_pct=5)
             rss_start = server.rss_bytes()
             windows: list[LoadResult] = []
+            rss_by_window: list[int] = []
             deadline = time.monotonic() + minutes * 60
             while time.monotonic() < deadline:
                 seconds = max(1, min(window_seconds, round(deadline - time.monotonic())))
@@ -311,6 +315,7 @@ def run_soak(
                     "soak window", server.base_url, script, seconds=seconds, connections=CONNECTIONS
                 )
                 windows.append(row)
+                rss_by_window.append(server.rss_bytes())
                 log.info(
                     "soak window %d: %d requests, errors %d, p99 %.1f ms",
                     len(windows),
@@ -323,6 +328,11 @@ def run_soak(
             server.stop()
     errors = sum(row.errors for row in windows)
     first, last = windows[0], windows[-1]
+    # Flat: the second half adds at most RSS_FLAT_PCT of the RSS at the half-way window.
+    # The first half is when the bounded caches and the online state fill; a leak keeps
+    # growing after it.
+    rss_mid = rss_by_window[(len(rss_by_window) - 1) // 2]
+    second_half_pct = round(100 * (rss_end - rss_mid) / rss_mid, 1) if rss_mid else None
     return {
         "minutes": minutes,
         "workers": workers,
@@ -340,8 +350,15 @@ def run_soak(
         "p99_ms_last_window": last.p99_ms,
         "p99_drift_ms": round(last.p99_ms - first.p99_ms, 3),
         "rss_mb_start": round(rss_start / 2**20, 1),
+        "rss_mb_half_way": round(rss_mid / 2**20, 1),
         "rss_mb_end": round(rss_end / 2**20, 1),
-        "windows": [row.as_dict() for row in windows],
+        "rss_second_half_growth_pct": second_half_pct,
+        "rss_flat_bound_pct": RSS_FLAT_PCT,
+        "rss_flat": second_half_pct is not None and second_half_pct <= RSS_FLAT_PCT,
+        "windows": [
+            row.as_dict() | {"rss_mb": round(rss / 2**20, 1)}
+            for row, rss in zip(windows, rss_by_window, strict=True)
+        ],
     }
 
 

@@ -1,13 +1,16 @@
-"""The common /recommendations cache hit, answered before FastAPI's routing.
+"""The common /recommendations request, answered before FastAPI's routing.
 
 An LRU hit is a dict lookup and stored bytes (serving/hit_cache.py), but through
 FastAPI it also pays the routing, the validation of the route's eight parameters
 and its dependencies: several times the hit itself (README, Benchmarks). This plain
 ASGI layer sits inside the metrics and body-size middlewares (serving/app.py) and
 answers the request shape almost every client sends, `GET
-/recommendations/<user id>` with no query or only `k=<n>`, when this process holds
-its body (the LRU, or the shared cache when it is the in-process one), with the
-bytes and headers the route would send.
+/recommendations/<user id>` with no query or only `k=<n>`, with the bytes and
+headers the route would send: when this process holds its body (the LRU, or the
+shared cache when it is the in-process one), and, on a miss, when it can compute
+the list with no I/O (RecommendationService.computes_on_loop: the state and the
+titles in memory, the shared cache in this process or off), through the same
+service calls the route makes.
 
 Equivalent or nothing: anything else goes to FastAPI unchanged, and FastAPI's
 answer is the one it always gave. That is every other parameter, a repeated one, a
@@ -15,7 +18,7 @@ value out of the route's bounds or not written the canonical way (`k=010`,
 `k=+3`, a leading zero in the id: pydantic would read them, so FastAPI does), no
 model loaded (its 503), the online state in Redis (the key needs a round trip:
 RecommendationService.hits_on_loop), dependency overrides (a test's stand-ins are
-what the route would use), and a miss. With FILMREC_API_KEYS_FOR_READS the reads
+what the route would use), and a miss that needs I/O. With FILMREC_API_KEYS_FOR_READS the reads
 need a key, so create_app does not install the layer at all.
 """
 
