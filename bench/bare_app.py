@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
 from fastapi import FastAPI, Response
 
-from filmrec.serving.recommendations import cached_body
 from filmrec.serving.schemas import RecommendationsOut, ScoredMovieOut
 
 BODY_ENV = "FILMREC_BENCH_BARE_BODY"
@@ -37,7 +37,7 @@ def _stand_in_body() -> bytes:
     response = RecommendationsOut(
         user_id=123, k=10, strategy="model", source="model", model_version="1", items=items
     )
-    return cached_body(response)
+    return orjson.dumps(response.model_copy(update={"source": "cache"}).model_dump(mode="json"))
 
 
 # Development tooling (not in the wheel): the one setting it has comes from the bench.

@@ -148,7 +148,7 @@ def test_the_cache_off_serialises_no_body_for_a_cache(
 ) -> None:
     from filmrec.serving import recommendations
 
-    def no_cached_body(_response: RecommendationsOut) -> bytes:
+    def no_cached_body(_payload: dict[str, object]) -> bytes:
         raise AssertionError("with CACHE_ENABLED=false nothing stores a list: no body is built for one")
 
     monkeypatch.setattr(recommendations, "cached_body", no_cached_body)
@@ -237,3 +237,37 @@ def test_a_shared_cache_elsewhere_is_read_on_a_thread_only_once(tmp_path: Path) 
     clock.now += 6
     assert client.get("/recommendations/1", params={"k": 3}).json()["source"] == "cache"
     assert cache.gets == 2
+
+
+@pytest.mark.parametrize("explain", [False, True])
+@pytest.mark.parametrize("titles", ["all", "some", "database down"])
+def test_a_computed_body_is_the_documented_schema_exactly(explain: bool, titles: str) -> None:
+    # The body is built from plain values (recommendations_payload), not the pydantic
+    # model: validated by the documented schema, it dumps to the very same JSON.
+    import numpy as np
+    import orjson
+
+    from filmrec.metadata.store import MovieInfo
+    from filmrec.model.recommender import Explanation, Recommendations
+    from filmrec.serving.loaded_model import LoadedModel
+    from filmrec.serving.recommendations import cached_body, recommendations_payload, response_body
+
+    recs = Recommendations(
+        np.array([11, 12, 13], dtype=np.int64),
+        np.array([0.91234567, 0.5, -0.25], dtype=np.float32),
+        "fold-in",
+    )
+    info = None if titles == "database down" else {
+        11: MovieInfo(11, "Heat", 1995, ["Action", "Crime"]),
+        12: MovieInfo(12, "No year", None, []),
+        21: MovieInfo(21, "Alien", 1979, ["Horror"]),
+    }  # fmt: skip
+    if titles == "some" and info is not None:
+        info.pop(12)
+    reasons = {11: Explanation(21, 0.5), 13: Explanation(22, 0.125)} if explain else None
+    model = LoadedModel(recommender=None, name="m", version="3", run_id=None, metrics={}, created_at=None)  # type: ignore[arg-type]
+    payload = recommendations_payload(model, recs, info, user_id=5, k=3, reasons=reasons)
+    for body, source in ((response_body(payload), "model"), (cached_body(payload), "cache")):
+        documented = RecommendationsOut.model_validate_json(body)
+        assert documented.source == source
+        assert orjson.dumps(documented.model_dump(mode="json")) == body

@@ -32,13 +32,34 @@ def _add_rows(
     row_weights: npt.NDArray[np.float32],
     out: npt.NDArray[np.float32],
 ) -> None:
-    """out += Σ_r row_weights[r] · values[items[r]], one pass over each gathered row."""
+    """out += Σ_r row_weights[r] · values[items[r]].
+
+    Eight rows per pass over `out`: one row per pass spends as much on reading and
+    writing `out` (float32) as on the int8 row itself; eight took a request's sum from
+    ~76 to ~46 µs on the bundled champion (AVX-512; the README's model path)."""
     width = values.shape[1]
-    for r in range(items.shape[0]):
+    n = items.shape[0]
+    r = 0
+    while r + 8 <= n:
+        a, b, c, d = values[items[r]], values[items[r + 1]], values[items[r + 2]], values[items[r + 3]]
+        e, f, g, h = values[items[r + 4]], values[items[r + 5]], values[items[r + 6]], values[items[r + 7]]
+        wa, wb, wc, wd = row_weights[r], row_weights[r + 1], row_weights[r + 2], row_weights[r + 3]
+        we, wf, wg, wh = row_weights[r + 4], row_weights[r + 5], row_weights[r + 6], row_weights[r + 7]
+        for j in range(width):
+            first = (
+                wa * np.float32(a[j]) + wb * np.float32(b[j]) + wc * np.float32(c[j]) + wd * np.float32(d[j])
+            )
+            second = (
+                we * np.float32(e[j]) + wf * np.float32(f[j]) + wg * np.float32(g[j]) + wh * np.float32(h[j])
+            )
+            out[j] += first + second
+        r += 8
+    while r < n:
         row = values[items[r]]
         weight = row_weights[r]
         for j in range(width):
             out[j] += weight * np.float32(row[j])
+        r += 1
 
 
 @numba.njit(nogil=True, fastmath=True, cache=False)

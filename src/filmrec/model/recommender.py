@@ -438,8 +438,14 @@ def top_k_excluding(
     """Indices of the k highest scores, best first, never one of `exclude`, only `candidates`."""
     allowed = np.ones(scores.shape[0], dtype=bool) if candidates is None else candidates.copy()
     allowed[exclude] = False
-    scores = np.where(allowed, scores.astype(np.float32), np.float32(-np.inf))
-    return top_k_rows(scores[np.newaxis, :], k=min(k, int(allowed.sum())))[0]
+    k = min(k, int(np.count_nonzero(allowed)))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    # top_k_rows's steps on one row, without its 2-D indexing (half the time, on every
+    # computed request); the same argpartition and stable sort, so the same ties.
+    negated = np.where(allowed, -scores.astype(np.float32), np.float32(np.inf))
+    part = np.argpartition(negated, k - 1)[:k]
+    return part[np.argsort(negated[part], kind="stable")].astype(np.int64)
 
 
 def top_k_rows(scores: npt.NDArray[np.floating], *, k: int) -> npt.NDArray[np.int64]:

@@ -21,7 +21,7 @@ from filmrec.serving import metrics
 from filmrec.serving.cache import RecommendationCache, build_cache, recommendation_key
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.model_holder import load_champion
-from filmrec.serving.recommendations import cached_body, recommendations_out
+from filmrec.serving.recommendations import cached_body, recommendations_payload
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def warm_cache(
             values = {
                 recommendation_key(
                     model_name=model.name, model_version=model.version, user_id=user_id, k=k
-                ): cached_body(recommendations_out(model, recs, info, user_id=user_id, k=k))
+                ): cached_body(recommendations_payload(model, recs, info, user_id=user_id, k=k))
                 for user_id, recs in batch.items()
             }
             cache.set_many(values, ttl_seconds=settings.cache_ttl_seconds)
