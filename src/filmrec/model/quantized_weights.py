@@ -130,8 +130,8 @@ class QuantizedWeights:
     ) -> npt.NDArray[np.float32]:
         """Σ_r inputs[r] · B[items[r]]: one user's scores for every item."""
         out = np.zeros(self.n_items, dtype=np.float32)
-        row_weights = (np.asarray(inputs, dtype=np.float32) * self.scales[items]).astype(np.float32)
-        _add_rows(self.values, np.asarray(items, dtype=np.int32), row_weights, out)
+        items = np.asarray(items, dtype=np.int32)
+        _add_rows(self.values, items, self._row_weights(items, inputs), out)
         return out
 
     def batch_scores(
@@ -140,9 +140,19 @@ class QuantizedWeights:
         """(users, items) scores; user u rated items[indptr[u]:indptr[u + 1]] with those inputs."""
         out = np.zeros((indptr.shape[0] - 1, self.n_items), dtype=np.float32)
         items = np.asarray(items, dtype=np.int32)
-        row_weights = (np.asarray(inputs, dtype=np.float32) * self.scales[items]).astype(np.float32)
-        _add_rows_per_user(self.values, np.asarray(indptr, dtype=np.int64), items, row_weights, out)
+        _add_rows_per_user(
+            self.values, np.asarray(indptr, dtype=np.int64), items, self._row_weights(items, inputs), out
+        )
         return out
+
+    def _row_weights(
+        self, items: npt.NDArray[np.int32], inputs: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """Each gathered row's multiplier: the user's input times the row's scale."""
+        weights: npt.NDArray[np.float32] = (np.asarray(inputs, dtype=np.float32) * self.scales[items]).astype(
+            np.float32
+        )
+        return weights
 
     def warm_up(self) -> None:
         """Compile the loops now (a fraction of a second, once per process)."""

@@ -88,16 +88,10 @@ class HitFastPath:
         model = state.holder.current
         if model is None:
             return None
-        service = state.recommendations
-        computes = service.computes_on_loop()
-        if not (computes or service.hits_on_loop):
-            return None
-        if self._route is None:
+        _, body = state.recommendations.loop_answer(model, user_id=user_id, k=k, count_miss=False)
+        if body is not None and self._route is None:
             self._route = _recommendations_route(app)
-        user_state = service.online_state(user_id)
-        if computes:
-            return service.answer_now(model, user_state, user_id=user_id, k=k)
-        return service.answer_on_loop(model, user_state, user_id=user_id, k=k, count_miss=False)
+        return body
 
 
 def _recommendations_route(app: FastAPI) -> APIRoute:

@@ -470,6 +470,39 @@ class RecommendationService:
             return None
         return self._body(model, result, info, user_id=user_id, k=k)
 
+    def loop_answer(
+        self,
+        model: LoadedModel,
+        *,
+        user_id: int,
+        k: int,
+        filters: RecommendationFilters = NO_FILTERS,
+        explain: bool = False,
+        count_miss: bool = True,
+    ) -> tuple[UserOnlineState | None, bytes | None]:
+        """What the event loop can answer with no I/O, for recommend() and the hit fast
+        path: (the user's state when it was read here, else None; the body, else None).
+
+        Computed when computes_on_loop(filters); else only a held body (hits_on_loop),
+        where `count_miss=False` leaves a miss to the path that looks again (see _hit)."""
+        if self.computes_on_loop(filters):
+            user_state = self.online_state(user_id)
+            body = self.answer_now(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+        elif self.hits_on_loop:
+            user_state = self.online_state(user_id)
+            body = self.answer_on_loop(
+                model,
+                user_state,
+                user_id=user_id,
+                k=k,
+                filters=filters,
+                explain=explain,
+                count_miss=count_miss,
+            )
+        else:
+            return None, None
+        return user_state, body
+
     async def recommend(
         self,
         model: LoadedModel,
@@ -483,19 +516,9 @@ class RecommendationService:
 
         Raises MetadataUnavailableError for a genre/year filter with the database down
         and no cached answer."""
-        user_state: UserOnlineState | None = None
-        if self.computes_on_loop(filters):
-            user_state = self.online_state(user_id)
-            body = self.answer_now(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
-            if body is not None:
-                return body
-        elif self.hits_on_loop:
-            user_state = self.online_state(user_id)
-            body = self.answer_on_loop(
-                model, user_state, user_id=user_id, k=k, filters=filters, explain=explain
-            )
-            if body is not None:
-                return body
+        user_state, body = self.loop_answer(model, user_id=user_id, k=k, filters=filters, explain=explain)
+        if body is not None:
+            return body
         allowed = None
         if filters.by_metadata:
             # A database wait: on the shared pool, like the titles, not the scoring threads.
