@@ -6,7 +6,7 @@ route gets it through dependency_overrides, so no lifespan and no model are need
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -190,3 +190,69 @@ def test_the_titles_of_a_list_are_the_movies_as_stored(store: MovieStore) -> Non
     assert found == {movie_id: store.get(movie_id) for movie_id in (7, 1, 3)}
     assert found[7] == CATALOGUE[6] and found[1].genres == ["Action", "Sci-Fi"]
     assert store.get_many([]) == {}
+
+
+class ListingStore(MovieStore):
+    """The real store, counting its title reads; `down` fails them like a dead database."""
+
+    def __init__(self, store: MovieStore) -> None:
+        super().__init__(store.engine)
+        self.listings = 0
+        self.per_list = 0
+        self.down = False
+
+    def listing(self, *, limit: int) -> dict[int, MovieInfo] | None:
+        self.listings += 1
+        if self.down:
+            raise ConnectionError("database down")
+        return super().listing(limit=limit)
+
+    def get_many(self, movie_ids: Sequence[int]) -> dict[int, MovieInfo]:
+        self.per_list += 1
+        if self.down:
+            raise ConnectionError("database down")
+        return super().get_many(movie_ids)
+
+
+def test_the_titles_of_lists_come_from_the_listing_without_a_query(store: MovieStore) -> None:
+    counting = ListingStore(store)
+    lookup = MovieLookup(counting)
+    assert not lookup.listing_is_fresh and lookup.held_titles([1]) is None
+    lookup.refresh_listing()
+    assert lookup.listing_is_fresh
+    assert lookup.get_many([7, 1, 404]) == store.get_many([7, 1, 404])
+    assert lookup.held_titles([3]) == {3: store.get(3)}
+    lookup.refresh_listing()  # fresh: not read again
+    assert (counting.listings, counting.per_list) == (1, 0)
+
+
+def test_a_stale_listing_is_read_again_and_kept_while_the_database_is_down(
+    store: MovieStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filmrec.serving import movie_lookup
+
+    counting = ListingStore(store)
+    lookup = MovieLookup(counting)
+    lookup.refresh_listing()
+    monkeypatch.setattr(movie_lookup, "LISTING_SECONDS", 0.0)
+    lookup._listing_until = 0.0  # aged out
+    assert not lookup.listing_is_fresh
+    assert lookup.get_many([1]) == {1: store.get(1)}  # read again on the way
+    assert counting.listings == 2
+    counting.down = True
+    lookup._listing_until = 0.0
+    # Down: the older listing's titles, not none (the per-list query failed as well).
+    assert lookup.get_many([1, 7]) == {1: store.get(1), 7: store.get(7)}
+    assert not lookup.listing_is_fresh
+
+
+def test_a_catalogue_above_the_bound_is_not_held(store: MovieStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from filmrec.serving import movie_lookup
+
+    monkeypatch.setattr(movie_lookup, "LISTING_MAX_MOVIES", len(CATALOGUE) - 1)
+    counting = ListingStore(store)
+    lookup = MovieLookup(counting)
+    lookup.refresh_listing()
+    assert not lookup.listing_is_fresh
+    assert lookup.get_many([1]) == {1: store.get(1)}
+    assert (counting.listings, counting.per_list) == (1, 1)  # not read again until it ages out
