@@ -113,7 +113,7 @@ def log_recommender(recommender: Recommender, *, input_user_id: int) -> str:
             artifacts={name: str(path) for name, path in paths.items()},
             code_paths=[str(_model_code(Path(tmp) / "code"))],
             input_example=[{"user_id": input_user_id, "k": 10}],
-            pip_requirements=["numpy", "numba", "scipy", "pydantic", f"mlflow=={mlflow.__version__}"],
+            pip_requirements=["numpy", "numba", "pydantic", f"mlflow=={mlflow.__version__}"],
         )
     return info.model_uri
 

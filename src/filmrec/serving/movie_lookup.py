@@ -116,7 +116,7 @@ class MovieLookup:
         listing = self._listing
         if listing is None or not self.listing_is_fresh:
             return None
-        return {movie_id: listing[movie_id] for movie_id in movie_ids if movie_id in listing}
+        return _titles_in(listing, movie_ids)
 
     def get_many(self, movie_ids: Sequence[int]) -> Mapping[int, MovieInfo] | None:
         """Titles for `movie_ids`: the listing (read again when stale), else a query; with
@@ -132,7 +132,7 @@ class MovieLookup:
         except Exception as error:
             self._down(error)
             stale = self._listing
-            return None if stale is None else {m: stale[m] for m in movie_ids if m in stale}
+            return None if stale is None else _titles_in(stale, movie_ids)
 
     def refresh_listing(self) -> None:
         """Read every movie's titles into memory, unless another thread just did (a query:
@@ -164,3 +164,8 @@ class MovieLookup:
         metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
         if not isinstance(error, CircuitOpenError):  # logged once, when the breaker opened
             log.warning("movie metadata unavailable: %s", error)
+
+
+def _titles_in(listing: Mapping[int, MovieInfo], movie_ids: Sequence[int]) -> dict[int, MovieInfo]:
+    """The listed movies among `movie_ids` (unknown ids left out, as a query would)."""
+    return {movie_id: listing[movie_id] for movie_id in movie_ids if movie_id in listing}
