@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from filmrec.model.quantized_weights import QuantizedWeights
+from filmrec.model.top_k import top_k_excluding
 
 
 def _weights(n: int = 40, seed: int = 0) -> tuple[np.ndarray, QuantizedWeights]:
@@ -54,3 +55,20 @@ def test_the_shapes_are_checked() -> None:
         QuantizedWeights(np.zeros((2, 3), dtype=np.int8), np.ones(2, dtype=np.float32))
     with pytest.raises(ValueError, match="one entry per row"):
         QuantizedWeights(np.zeros((2, 2), dtype=np.int8), np.ones(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("with_candidates", [False, True], ids=["all", "candidates"])
+def test_best_is_the_top_k_of_the_scores(with_candidates: bool) -> None:
+    # The fused scores-and-cut call serves computed lists: the same items and scores as
+    # scoring first and cutting with top_k_excluding.
+    _, weights = _weights()
+    rng = np.random.default_rng(7)
+    items = np.sort(rng.choice(40, 12, replace=False)).astype(np.int32)
+    inputs = rng.uniform(0.1, 1.0, 12).astype(np.float32)
+    candidates = rng.random(40) < 0.6 if with_candidates else None
+    scores = weights.scores(items, inputs)
+    expected = top_k_excluding(scores, exclude=items, k=5, candidates=candidates)
+    top, top_scores = weights.best(items, inputs, exclude=items, k=5, candidates=candidates)
+    np.testing.assert_array_equal(top, expected)
+    np.testing.assert_allclose(top_scores, scores[expected], rtol=1e-6)
+    assert not set(top.tolist()) & set(items.tolist())

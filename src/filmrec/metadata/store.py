@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,14 @@ class MovieInfo:
     # External ids: written by the sync, not read on the request path.
     imdb_id: str | None = None
     tmdb_id: int | None = None
+
+    @functools.cached_property
+    def shown_fields(self) -> dict[str, Any]:
+        """What a list shows of the movie, as JSON values in the API's field order
+        (schemas.ScoredMovieOut without its score). Built once per held movie: the
+        serving listing keeps these objects, and a computed list copies ten of them.
+        Callers copy before adding to it (`shown_fields | {...}`)."""
+        return {"movie_id": self.movie_id, "title": self.title, "year": self.year, "genres": self.genres}
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 
+from filmrec.model import top_k
 from filmrec.model.quantized_weights import QuantizedWeights
-from filmrec.model.recommender import Recommender
+from filmrec.model.recommender import Recommendations, Recommender, Strategy
 
 # binary: every rating counts 1; rating: a rating counts stars / 5 (a 5 weighs twice a 2.5).
 InputScale = Literal["binary", "rating"]
@@ -69,6 +70,29 @@ class ItemWeightsRecommender(Recommender):
     ) -> npt.NDArray[np.float32]:
         return self.weights.scores(items, input_values(values, self.input_scale))
 
+    def _best_trained(
+        self, user_index: int, k: int, candidates: npt.NDArray[np.bool_] | None
+    ) -> Recommendations:
+        span = self._rated_slice(user_index)
+        assert self.rated_values is not None  # set in __post_init__
+        return self._best_of_history(
+            self.rated_indices[span], self.rated_values[span], k, candidates, "model"
+        )
+
+    def _best_of_history(
+        self,
+        items: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        k: int,
+        candidates: npt.NDArray[np.bool_] | None,
+        strategy: Strategy,
+    ) -> Recommendations:
+        # Scores and cut in one compiled call (QuantizedWeights.best): the computed
+        # request's largest step, without a full score row handed back to Python.
+        inputs = input_values(values, self.input_scale)
+        top, scores = self.weights.best(items, inputs, exclude=items, k=k, candidates=candidates)
+        return Recommendations(self.item_ids[top], scores, strategy)
+
     def _batch_scores(self, user_indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         assert self.rated_values is not None  # set in __post_init__
         starts = self.rated_indptr[user_indices]
@@ -117,4 +141,5 @@ class ItemWeightsRecommender(Recommender):
         else:  # logged before the weights were quantised: float32 "weights"
             weights = QuantizedWeights.from_dense(stored["weights"])
         weights.warm_up()
+        top_k.warm_up()
         return cls(**cls._shared_fields(paths), weights=weights, input_scale=scale)

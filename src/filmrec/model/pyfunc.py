@@ -85,6 +85,7 @@ MODEL_CODE = (
     "model/fold_in.py",
     "model/item_weights.py",
     "model/quantized_weights.py",
+    "model/top_k.py",
 )
 
 # Models logged before the second family pickled the wrapper under this name.

@@ -22,6 +22,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from filmrec.model.top_k import NO_CANDIDATES, best_k
+
 _INT8_MAX = 127
 
 
@@ -80,6 +82,31 @@ def _add_rows_per_user(
         )
 
 
+@numba.njit(nogil=True, cache=False)
+def _best_of_rows(
+    values: npt.NDArray[np.int8],
+    scales: npt.NDArray[np.float32],
+    items: npt.NDArray[np.int32],
+    inputs: npt.NDArray[np.float32],
+    exclude: npt.NDArray[np.int32],
+    candidates: npt.NDArray[np.bool_],
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The k best of Σ_r inputs[r] · B[items[r]], never `exclude`: scores and cut in one
+    compiled call, without the temporaries and the second dispatch of doing them apart."""
+    row_weights = np.empty(items.shape[0], dtype=np.float32)
+    for r in range(items.shape[0]):
+        row_weights[r] = inputs[r] * scales[items[r]]
+    scores = np.zeros(values.shape[1], dtype=np.float32)
+    _add_rows(values, items, row_weights, scores)
+    blocked = np.zeros(scores.shape[0], dtype=np.bool_)
+    for item in exclude:
+        blocked[item] = True
+    best = np.empty(k, dtype=np.int64)
+    best = best[: best_k(scores, blocked, candidates, k, best)]
+    return best, scores[best]
+
+
 @dataclass(frozen=True)
 class QuantizedWeights:
     """B as int8 `values` (items, items) and float32 `scales` (items,): B_ij ≈ values_ij · scales_i."""
@@ -134,6 +161,29 @@ class QuantizedWeights:
         _add_rows(self.values, items, self._row_weights(items, inputs), out)
         return out
 
+    def best(
+        self,
+        items: npt.NDArray[np.int32],
+        inputs: npt.NDArray[np.float32],
+        *,
+        exclude: npt.NDArray[np.int32],
+        k: int,
+        candidates: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(indices, scores) of the k best items of `scores(items, inputs)`, best first,
+        as top_k.top_k_excluding cuts them (the same loop, the same ties)."""
+        if k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return _best_of_rows(
+            self.values,
+            self.scales,
+            np.asarray(items, dtype=np.int32),
+            np.asarray(inputs, dtype=np.float32),
+            np.asarray(exclude, dtype=np.int32),
+            NO_CANDIDATES if candidates is None else np.asarray(candidates, dtype=np.bool_),
+            k,
+        )
+
     def batch_scores(
         self, indptr: npt.NDArray[np.int64], items: npt.NDArray[np.int32], inputs: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
@@ -160,3 +210,7 @@ class QuantizedWeights:
             one = np.zeros(1, dtype=np.int32)
             self.scores(one, np.ones(1, dtype=np.float32))
             self.batch_scores(np.array([0, 1], dtype=np.int64), one, np.ones(1, dtype=np.float32))
+            self.best(one, np.ones(1, dtype=np.float32), exclude=one, k=1)
+            self.best(
+                one, np.ones(1, dtype=np.float32), exclude=one, k=1, candidates=np.ones(self.n_items, bool)
+            )

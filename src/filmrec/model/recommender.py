@@ -19,7 +19,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 
+from filmrec.model import top_k
 from filmrec.model.fold_in import FoldInSolver
+from filmrec.model.top_k import top_k_excluding, top_k_rows
 
 # model: the trained user vector; fold-in: a vector solved from the user's ratings,
 # including ones the model has not seen; popular: a user with no usable ratings.
@@ -202,14 +204,31 @@ class Recommender(ABC):
             if index is None:
                 # Online ratings only of movies outside the catalogue: nothing to exclude.
                 return self._popular(k=k, exclude=np.empty(0, dtype=np.int32), candidates=candidates)
-            return self._top(self._trained_scores(index), self._rated_of(index), k, candidates, "model")
+            return self._best_trained(index, k, candidates)
         items, values = self._ratings_with(index, online_items)
         if not self.can_fold_in:
             # An old model: exclude what the user rated, but the scores cannot move.
             if index is None:
                 return self._popular(k=k, exclude=items, candidates=candidates)
             return self._top(self._trained_scores(index), items, k, candidates, "model")
-        return self._top(self._history_scores(items, values), items, k, candidates, "fold-in")
+        return self._best_of_history(items, values, k, candidates, "fold-in")
+
+    def _best_trained(
+        self, user_index: int, k: int, candidates: npt.NDArray[np.bool_] | None
+    ) -> Recommendations:
+        """A trained user's top k from the model alone, their rated movies left out."""
+        return self._top(self._trained_scores(user_index), self._rated_of(user_index), k, candidates, "model")
+
+    def _best_of_history(
+        self,
+        items: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        k: int,
+        candidates: npt.NDArray[np.bool_] | None,
+        strategy: Strategy,
+    ) -> Recommendations:
+        """The top k scored from these ratings, the rated movies left out (fold-in)."""
+        return self._top(self._history_scores(items, values), items, k, candidates, strategy)
 
     def _top(
         self,
@@ -420,42 +439,13 @@ class FactorRecommender(Recommender):
     def load(cls, paths: Mapping[str, str | Path]) -> FactorRecommender:
         """Read the artifacts written by `save` (by artifact name, as MLflow hands them)."""
         fold_in = FoldInSolver.from_arrays(dict(np.load(paths["fold_in"]))) if "fold_in" in paths else None
+        top_k.warm_up()
         return cls(
             **cls._shared_fields(paths),
             user_factors=np.load(paths["user_factors"]),
             item_factors=np.load(paths["item_factors"]),
             fold_in=fold_in,
         )
-
-
-def top_k_excluding(
-    scores: npt.NDArray[np.floating],
-    *,
-    exclude: npt.NDArray[np.int32],
-    k: int,
-    candidates: npt.NDArray[np.bool_] | None = None,
-) -> npt.NDArray[np.int64]:
-    """Indices of the k highest scores, best first, never one of `exclude`, only `candidates`."""
-    allowed = np.ones(scores.shape[0], dtype=bool) if candidates is None else candidates.copy()
-    allowed[exclude] = False
-    k = min(k, int(np.count_nonzero(allowed)))
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    # top_k_rows's steps on one row, without its 2-D indexing (half the time, on every
-    # computed request); the same argpartition and stable sort, so the same ties.
-    negated = np.where(allowed, -scores.astype(np.float32), np.float32(np.inf))
-    part = np.argpartition(negated, k - 1)[:k]
-    return part[np.argsort(negated[part], kind="stable")].astype(np.int64)
-
-
-def top_k_rows(scores: npt.NDArray[np.floating], *, k: int) -> npt.NDArray[np.int64]:
-    """Per row, the indices of the k highest scores, best first."""
-    k = min(k, scores.shape[1])
-    if k <= 0:
-        return np.empty((scores.shape[0], 0), dtype=np.int64)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1).astype(np.int64)
 
 
 @dataclass(frozen=True)

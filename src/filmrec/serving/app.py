@@ -73,8 +73,8 @@ class RequestMetricsMiddleware:
             # Unmatched paths share one label so random URLs cannot blow up cardinality.
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            metrics.HTTP_REQUESTS.labels(route=template, method=method, status=str(status_code)).inc()
-            metrics.HTTP_LATENCY.labels(route=template, method=method).observe(time.perf_counter() - start)
+            metrics.labelled(metrics.HTTP_REQUESTS, template, method, str(status_code)).inc()
+            metrics.labelled(metrics.HTTP_LATENCY, template, method).observe(time.perf_counter() - start)
 
 
 __all__ = ["build_cache", "build_state", "create_app", "create_served_app"]

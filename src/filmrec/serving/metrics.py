@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 
 if TYPE_CHECKING:
     from filmrec.serving.loaded_model import LoadedModel
+
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
+
+
+@functools.cache
+def labelled(metric: _Metric, *values: str) -> _Metric:
+    """`metric.labels(*values)`, looked up once per label set.
+
+    prometheus_client's labels() validates the values, builds a key and takes a lock
+    on every call: two to five µs, several times a request on the hot paths. Only for
+    label values from a small fixed set (route templates, statuses, results)."""
+    return metric.labels(*values)
+
 
 HTTP_REQUESTS = Counter(
     "filmrec_http_requests",

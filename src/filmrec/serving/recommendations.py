@@ -115,13 +115,10 @@ def scored_items(
     items = []
     for movie_id, score in zip(movie_ids, scores, strict=True):
         movie = info.get(movie_id)
-        item: dict[str, Any] = {
-            "movie_id": movie_id,
-            "title": movie.title if movie else None,
-            "year": movie.year if movie else None,
-            "genres": movie.genres if movie else [],
-            "score": round(float(score), 6),
-        }
+        shown = (
+            movie.shown_fields if movie else {"movie_id": movie_id, "title": None, "year": None, "genres": []}
+        )
+        item = shown | {"score": round(float(score), 6)}
         reason = reasons.get(movie_id)
         if reason is not None:  # absent, not null, without one (ScoredMovieOut.because)
             item["because"] = _explanation_json(reason, info)
@@ -226,6 +223,7 @@ class RecommendationService:
         # The same for the shared cache: the in-process one (no REDIS_URL) is looked in on
         # the loop too, so an LRU entry that aged out is refilled without a thread hop.
         self._cache_is_local = cache.name == InProcessCache.name
+        self._cache_is_off = isinstance(cache, NullCache)
         self.movies = movies
         self.online = online
         self.visibility = visibility
@@ -235,8 +233,8 @@ class RecommendationService:
     # -- the cache -------------------------------------------------------------------
     @staticmethod
     def _cache_failed(error: Exception, operation: str) -> None:
-        metrics.CACHE_REQUESTS.labels(result="error").inc()
-        metrics.DEPENDENCY_UP.labels(dependency="cache").set(0)
+        metrics.labelled(metrics.CACHE_REQUESTS, "error").inc()
+        metrics.labelled(metrics.DEPENDENCY_UP, "cache").set(0)
         log.debug("cache %s failed: %s", operation, error)
 
     def _cache_get(self, key: str, *, count_miss: bool = True) -> bytes | None:
@@ -246,9 +244,9 @@ class RecommendationService:
             self._cache_failed(error, "get")
             return None
         if value is not None or count_miss:
-            metrics.CACHE_REQUESTS.labels(result="hit" if value is not None else "miss").inc()
+            metrics.labelled(metrics.CACHE_REQUESTS, "hit" if value is not None else "miss").inc()
         # Set on success too, so the gauge shows the cache back without waiting for /ready.
-        metrics.DEPENDENCY_UP.labels(dependency="cache").set(1)
+        metrics.labelled(metrics.DEPENDENCY_UP, "cache").set(1)
         return value
 
     def _cache_set(self, key: str, value: bytes) -> None:
@@ -269,11 +267,11 @@ class RecommendationService:
         body = self.hit_cache.get(key)
         if body is None:
             if count_miss:
-                metrics.HIT_CACHE_REQUESTS.labels(result="miss").inc()
+                metrics.labelled(metrics.HIT_CACHE_REQUESTS, "miss").inc()
             return None
-        metrics.HIT_CACHE_REQUESTS.labels(result="hit").inc()
+        metrics.labelled(metrics.HIT_CACHE_REQUESTS, "hit").inc()
         # A hit of the caches as a whole: the hit ratio on the dashboard counts it.
-        metrics.CACHE_REQUESTS.labels(result="hit").inc()
+        metrics.labelled(metrics.CACHE_REQUESTS, "hit").inc()
         return body
 
     def _held(self, key: str, *, count_miss: bool) -> bytes | None:
@@ -288,7 +286,7 @@ class RecommendationService:
         if body is None:
             return None
         if not count_miss:
-            metrics.HIT_CACHE_REQUESTS.labels(result="miss").inc()
+            metrics.labelled(metrics.HIT_CACHE_REQUESTS, "miss").inc()
         if self.hit_cache is not None:
             self.hit_cache.put(key, body)
         return body
@@ -301,12 +299,13 @@ class RecommendationService:
         The key carries the value format (cache.KEY_PREFIX), so what is stored under
         it is this code's body: returned without decoding it."""
         body = None if held_checked else self._hit(key)
-        if body is None and not (held_checked and self._cache_is_local):
+        # CACHE_ENABLED=false: the null cache only misses; a lookup would count one per request.
+        if body is None and not (held_checked and self._cache_is_local) and not self._cache_is_off:
             body = self._cache_get(key)
             if body is not None and self.hit_cache is not None:
                 self.hit_cache.put(key, body)
         if body is not None:
-            metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
+            metrics.labelled(metrics.RECOMMENDATIONS_SERVED, "cache").inc()
         return body
 
     # -- the online state ------------------------------------------------------------
@@ -317,7 +316,7 @@ class RecommendationService:
         try:
             return self.online.get(user_id)
         except Exception as error:  # degrade to the model alone: stale for this user, not down
-            metrics.DEPENDENCY_UP.labels(dependency="online_state").set(0)
+            metrics.labelled(metrics.DEPENDENCY_UP, "online_state").set(0)
             log.debug("online state unavailable: %s", error)
             return EMPTY_STATE
 
@@ -364,7 +363,7 @@ class RecommendationService:
         recommender = model.recommender
         candidates = candidate_mask(recommender, filters, allowed)
         recs = recommender.recommend(user_id, k=k, online=online, candidates=candidates)
-        metrics.RECOMMENDATIONS_SERVED.labels(strategy=recs.strategy).inc()
+        metrics.labelled(metrics.RECOMMENDATIONS_SERVED, recs.strategy).inc()
         if recs.strategy == "fold-in":
             metrics.FOLD_INS.inc()
         # The same ratings the scores came from, so the reason matches the list.
@@ -424,7 +423,7 @@ class RecommendationService:
         key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
         body = self._held(key, count_miss=count_miss)
         if body is not None:
-            metrics.RECOMMENDATIONS_SERVED.labels(strategy="cache").inc()
+            metrics.labelled(metrics.RECOMMENDATIONS_SERVED, "cache").inc()
             self.visibility.served(user_id)
         return body
 
@@ -438,7 +437,7 @@ class RecommendationService:
         a time either way, so the hops are saved, not the loop held longer."""
         return (
             self._state_is_local
-            and (self._cache_is_local or isinstance(self.cache, NullCache))
+            and (self._cache_is_local or self._cache_is_off)
             and not filters.by_metadata
             and self.movies.listing_is_fresh
         )
