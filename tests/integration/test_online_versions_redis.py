@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from filmrec.serving.online_state import OnlineRating, RedisOnlineState
 from tests.integration.service_helpers import wait_for
@@ -67,13 +68,17 @@ def test_the_listener_starts_from_a_snapshot_of_every_user(stores: Stores) -> No
     writer = stores.open(listen=False)
     first, second = writer.apply(rating(1, 10)), writer.apply(rating(2, 20))
     assert writer.local_version(1) is None  # no listener: unknown, never a guess
+    writer.client.expire(writer._user_key(2), 100)  # as if applied 500 s ago
     reader = stores.open()
     assert reader.local_version(1) is None  # starts the listener; not synced yet
+    syncs = REGISTRY.get_sample_value("filmrec_online_versions_syncs_total") or 0.0
     stores.synced(reader)
+    assert REGISTRY.get_sample_value("filmrec_online_versions_syncs_total") == syncs + 1
+    assert REGISTRY.get_sample_value("filmrec_online_versions_synced") == 1
     assert (reader.local_version(1), reader.local_version(2), reader.local_version(3)) == (first, second, 0)
     # The snapshot gave each entry the hash's remaining lifetime, not a fresh TTL.
-    entry = reader.versions._entries[1]
-    assert entry[1] - time.monotonic() <= reader.ttl_seconds
+    _version, expires_at, _live = reader.versions._entries[2]
+    assert 0 < expires_at - time.monotonic() <= 100
 
 
 def test_a_rating_applied_by_one_process_reaches_the_others_mirror(stores: Stores) -> None:

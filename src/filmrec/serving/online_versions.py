@@ -206,7 +206,8 @@ class VersionPushListener:
         pubsub = self.client.pubsub()
         try:
             pubsub.subscribe(self.channel)
-            self._await_subscribed(pubsub)
+            if not self._await_subscribed(pubsub):
+                return  # stopped meanwhile
             self.mirror.begin_sync()
             self._snapshot()
             self.mirror.mark_synced()
@@ -217,14 +218,16 @@ class VersionPushListener:
         finally:
             pubsub.close()
 
-    def _await_subscribed(self, pubsub: Any) -> None:
+    def _await_subscribed(self, pubsub: Any) -> bool:
+        """Wait for Redis to confirm the subscription: pushes from then on reach us. False if stopped."""
         deadline = time.monotonic() + self.health_seconds
         while not self._stop.is_set():
             message = pubsub.get_message(timeout=self.poll_seconds)
             if message is not None and message["type"] == "subscribe":
-                return
+                return True
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no confirmation of the subscription to {self.channel}")
+        return False
 
     def _snapshot(self, batch: int = 1000) -> None:
         """Every user's version and remaining lifetime, merged into what was pushed meanwhile."""
