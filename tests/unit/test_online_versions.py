@@ -6,8 +6,9 @@ tests/integration/test_online_versions_redis.py.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +17,7 @@ from filmrec.serving import deps
 from filmrec.serving.cache import InProcessCache
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.online_state import InProcessOnlineState, UserOnlineState
-from filmrec.serving.online_versions import OnlineVersionMirror
+from filmrec.serving.online_versions import OnlineVersionMirror, VersionPushListener
 from filmrec.serving.recommendations import NO_FILTERS, RecommendationService
 from tests.unit.test_hit_path import tiny_client
 from tests.unit.test_online_state import rating
@@ -110,6 +111,30 @@ def test_an_expired_entry_is_superseded_by_a_new_apply(mirror: OnlineVersionMirr
     assert mirror.version(1) == 0
     mirror.record(1, 9)
     assert mirror.version(1) == 9
+
+
+class SilentPubSub:
+    """A subscription whose connection died without a word: nothing ever comes back."""
+
+    def __init__(self) -> None:
+        self.pings = 0
+
+    def get_message(self, timeout: float) -> None:
+        time.sleep(timeout)
+
+    def ping(self) -> None:
+        self.pings += 1
+
+
+def test_a_connection_that_answers_no_ping_is_treated_as_lost(mirror: OnlineVersionMirror) -> None:
+    listener = VersionPushListener(
+        cast(Any, None), mirror, channel="c", users_key="u", user_key=str, health_seconds=0.02,
+        poll_seconds=0.005,
+    )  # fmt: skip
+    pubsub = SilentPubSub()
+    with pytest.raises(TimeoutError):  # _run then marks the mirror unsynced and resubscribes
+        listener._pump(pubsub)
+    assert pubsub.pings == 1
 
 
 @pytest.mark.parametrize("message", [b"", b"x:1", b"1", b"1:0", "1:a"])
