@@ -211,7 +211,7 @@ def test_out_of_bounds_is_never_served_even_from_a_planted_entry(
 ) -> None:
     # No routed request can fill these keys; planted, they show the bounds are checked.
     key = served.service._key(
-        served.model, EMPTY_STATE, user_id=user_id, k=k, filters=NO_FILTERS, explain=False
+        served.model, EMPTY_STATE.version, user_id=user_id, k=k, filters=NO_FILTERS, explain=False
     )
     assert served.service.hit_cache is not None
     served.service.hit_cache.put(key, b'{"planted": true}')

@@ -200,6 +200,8 @@ def _shutdown(state: AppState) -> None:
         state.movies.store.close_deployment()
     except Exception as error:
         log.warning("could not close the deployment record: %s", error)
+    # The Redis online state's close also stops its versions listener (its thread and
+    # pubsub connection).
     for closeable in (state.cache, state.online):
         close = getattr(closeable, "close", None)
         if close is not None:

@@ -16,10 +16,13 @@ Equivalent or nothing: anything else goes to FastAPI unchanged, and FastAPI's
 answer is the one it always gave. That is every other parameter, a repeated one, a
 value out of the route's bounds or not written the canonical way (`k=010`,
 `k=+3`, a leading zero in the id: pydantic would read them, so FastAPI does), no
-model loaded (its 503), the online state in Redis (the key needs a round trip:
-RecommendationService.hits_on_loop), dependency overrides (a test's stand-ins are
-what the route would use), and a miss that needs I/O. With FILMREC_API_KEYS_FOR_READS the reads
-need a key, so create_app does not install the layer at all.
+model loaded (its 503), the online state in Redis while this process's mirror of
+its versions is not in sync (the key would need a round trip:
+RecommendationService.hits_on_loop, serving/online_versions.py), dependency
+overrides (a test's stand-ins are what the route would use), and a miss that needs
+I/O (with the state in Redis: a user with online ratings, whose fold-in needs them).
+With FILMREC_API_KEYS_FOR_READS the reads need a key, so create_app does not install
+the layer at all.
 """
 
 from __future__ import annotations

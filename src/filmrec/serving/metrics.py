@@ -95,6 +95,14 @@ ONLINE_STATE_RATINGS = Gauge("filmrec_online_state_ratings", "Ratings held in th
 ONLINE_STATE_PRUNED = Counter(
     "filmrec_online_state_pruned", "Online ratings dropped because a newly served model contains them"
 )
+# The per-process mirror of the online-state versions Redis pushes (serving/online_versions.py):
+# while unsynced, every /recommendations request reads the user's version from Redis on a thread.
+ONLINE_VERSIONS_SYNCED = Gauge(
+    "filmrec_online_versions_synced", "1 while this process's mirror of online-state versions is in sync"
+)
+ONLINE_VERSIONS_SYNCS = Counter(
+    "filmrec_online_versions_syncs", "Times the online-state version mirror subscribed and read a snapshot"
+)
 FOLD_INS = Counter("filmrec_fold_ins", "User vectors solved at request time from ratings the model lacks")
 EVENT_VISIBILITY = Histogram(
     "filmrec_event_visibility_seconds",

@@ -13,7 +13,11 @@ The rules, the same in both stores:
   them was published (Redis: the key's expiry), and each is dropped earlier once
   the served model contains it (`prune` on a model swap);
 * every change gives the user a new state version from one clock that never goes
-  back, so a cache key carrying it can never name a list computed before the change.
+  back, so a cache key carrying it can never name a list computed before the change
+  (a rating pruned while others remain is a change: the fold-in differs).
+
+`local_version` answers the version without I/O when it can: the in-process store
+always; the Redis one from the versions its scripts publish (serving/online_versions.py).
 
 In-process when REDIS_URL is unset; in Redis (shared by every replica) when set.
 """
@@ -29,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from filmrec.serving.online_versions import OnlineVersionMirror, VersionPushListener
 from filmrec.serving.redis_client import GuardedRedis
 
 if TYPE_CHECKING:
@@ -105,6 +110,10 @@ class OnlineStateStore(Protocol):
 
     def get(self, user_id: int) -> UserOnlineState: ...
 
+    def local_version(self, user_id: int) -> int | None:
+        """The user's state version known without I/O (0: no state); None: only `get` knows."""
+        ...
+
     def prune(self, contains: ContainsRating) -> int:
         """Drop every rating `contains` says the model has; return how many."""
         ...
@@ -160,16 +169,27 @@ class InProcessOnlineState:
         ):
             self._seen.popitem(last=False)
 
+    def _live_ratings(self, user_id: int) -> dict[int, OnlineRating] | None:
+        """The user's ratings unless none or expired (then dropped); under the lock."""
+        ratings = self._users.get(user_id)
+        if not ratings:
+            return None
+        if max(rating.published_ms for rating in ratings.values()) < self._expired_before():
+            del self._users[user_id]  # as a Redis key expires: the whole user at once
+            self._versions.pop(user_id, None)
+            return None
+        return ratings
+
     def get(self, user_id: int) -> UserOnlineState:
         with self._lock:
-            ratings = self._users.get(user_id)
-            if not ratings:
-                return EMPTY_STATE
-            if max(rating.published_ms for rating in ratings.values()) < self._expired_before():
-                del self._users[user_id]  # as a Redis key expires: the whole user at once
-                self._versions.pop(user_id, None)
+            ratings = self._live_ratings(user_id)
+            if ratings is None:
                 return EMPTY_STATE
             return UserOnlineState(self._versions[user_id], dict(ratings))
+
+    def local_version(self, user_id: int) -> int:
+        with self._lock:
+            return 0 if self._live_ratings(user_id) is None else self._versions[user_id]
 
     def prune(self, contains: ContainsRating) -> int:
         with self._lock:
@@ -186,6 +206,8 @@ class InProcessOnlineState:
                     if not ratings:
                         self._users.pop(rating.user_id, None)
                         self._versions.pop(rating.user_id, None)
+                    else:  # fewer ratings folded in: another list, so another key
+                        self._versions[rating.user_id] = next(self._clock)
         return dropped
 
     def size(self) -> tuple[int, int]:
@@ -196,9 +218,10 @@ class InProcessOnlineState:
         return None
 
 
-# Applies one rating atomically, so replicas sharing Redis never interleave halfway.
+# Applies one rating atomically, so replicas sharing Redis never interleave halfway,
+# and publishes the new version (serving/online_versions.py: `<user>:<version>`).
 # KEYS: user hash, event-id marker, users set, version clock.
-# ARGV: movie field, payload, rated_at_ms, event_id, ttl seconds, user id.
+# ARGV: movie field, payload, rated_at_ms, event_id, ttl seconds, user id, versions channel.
 _APPLY_SCRIPT = """
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[5]) then return 0 end
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -211,24 +234,42 @@ local v = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'v', v)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('PUBLISH', ARGV[7], ARGV[6] .. ':' .. v)
 return v
 """
 
 # Drops one rating only if it is still the one the caller saw (another replica may
-# have replaced it); deletes the user's hash when no rating is left.
+# have replaced it). With no rating left it deletes the user's hash and publishes
+# `<user>:0:<version deleted>`; with some left the state still changed (the fold-in
+# differs), so the user gets a new version, published like an apply's. The expiry is
+# left as it was: ratings are kept for the TTL after the latest one's apply.
+# KEYS: user hash, users set, version clock. ARGV: movie field, payload, user id, versions channel.
 _PRUNE_SCRIPT = """
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('HLEN', KEYS[1]) <= 1 then
+  local deleted = redis.call('HGET', KEYS[1], 'v') or '0'
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[2], ARGV[3])
+  redis.call('PUBLISH', ARGV[4], ARGV[3] .. ':0:' .. deleted)
+else
+  local v = redis.call('INCR', KEYS[3])
+  redis.call('HSET', KEYS[1], 'v', v)
+  redis.call('PUBLISH', ARGV[4], ARGV[3] .. ':' .. v)
 end
 return 1
 """
 
 
 class RedisOnlineState(GuardedRedis):
-    """The online state in Redis: one hash per user (field m<movie> -> rating, v -> version)."""
+    """The online state in Redis: one hash per user (field m<movie> -> rating, v -> version).
+
+    Each instance keeps a mirror of every user's version (serving/online_versions.py),
+    filled by a listener thread started at the first `local_version` call: lazily, so
+    each worker process starts its own after the fork, and a store only written to (the
+    consumer's tests, a CLI) starts none. `listen_for_versions=False`: never started,
+    `local_version` is always None.
+    """
 
     name = "redis"
 
@@ -240,6 +281,7 @@ class RedisOnlineState(GuardedRedis):
         namespace: str,
         timeout_seconds: float = 0.2,
         retry_after_seconds: float = 2.0,
+        listen_for_versions: bool = True,
     ) -> None:
         super().__init__(
             url,
@@ -251,6 +293,18 @@ class RedisOnlineState(GuardedRedis):
         self.prefix = f"{KEY_PREFIX}:{namespace}"
         self._apply = self.client.register_script(_APPLY_SCRIPT)
         self._prune = self.client.register_script(_PRUNE_SCRIPT)
+        self.versions_channel = f"{self.prefix}:versions"
+        self.versions = OnlineVersionMirror(ttl_seconds=ttl_seconds)
+        self.listener = VersionPushListener(
+            self.client,
+            self.versions,
+            channel=self.versions_channel,
+            users_key=self._users_key,
+            user_key=self._user_key,
+        )
+        # Checked on every request without the lock; set once the listener was started.
+        self._listening = not listen_for_versions
+        self._listening_lock = threading.Lock()
 
     def _user_key(self, user_id: int) -> str:
         return f"{self.prefix}:u{user_id}"
@@ -259,12 +313,28 @@ class RedisOnlineState(GuardedRedis):
     def _users_key(self) -> str:
         return f"{self.prefix}:users"
 
+    @property
+    def _clock_key(self) -> str:
+        return f"{self.prefix}:clock"
+
+    def listen(self) -> None:
+        """Start the versions listener, once (see the class docstring)."""
+        with self._listening_lock:
+            if not self._listening:
+                self.listener.start()
+                self._listening = True
+
+    def local_version(self, user_id: int) -> int | None:
+        if not self._listening:
+            self.listen()
+        return self.versions.version(user_id)
+
     def apply(self, rating: OnlineRating) -> int:
         keys = [
             self._user_key(rating.user_id),
             f"{self.prefix}:e:{rating.event_id}",
             self._users_key,
-            f"{self.prefix}:clock",
+            self._clock_key,
         ]
         args: list[str | int] = [
             f"m{rating.movie_id}",
@@ -273,8 +343,12 @@ class RedisOnlineState(GuardedRedis):
             rating.event_id,
             self.ttl_seconds,
             rating.user_id,
+            self.versions_channel,
         ]
-        return int(self.breaker.call(lambda: self._apply(keys=keys, args=args)))
+        version = int(self.breaker.call(lambda: self._apply(keys=keys, args=args)))
+        # Read-your-writes in this process at once; the others hear the script's push.
+        self.versions.record(rating.user_id, version)
+        return version
 
     def _parse(self, user_id: int, fields: Mapping[Any, Any]) -> Iterator[OnlineRating]:
         # Fields come back as bytes (the client does not decode responses).
@@ -300,8 +374,13 @@ class RedisOnlineState(GuardedRedis):
                 continue
             for rating in self._parse(user_id, fields):
                 if contains(rating):
-                    args: list[str | int] = [f"m{rating.movie_id}", rating.to_json(), user_id]
-                    dropped += int(self._prune(keys=[key, self._users_key], args=args))
+                    args: list[str | int] = [
+                        f"m{rating.movie_id}",
+                        rating.to_json(),
+                        user_id,
+                        self.versions_channel,
+                    ]
+                    dropped += int(self._prune(keys=[key, self._users_key, self._clock_key], args=args))
         return dropped
 
     def size(self) -> tuple[int, int]:
@@ -311,6 +390,12 @@ class RedisOnlineState(GuardedRedis):
             pipe.hlen(self._user_key(int(raw_user)))
         lengths = pipe.execute() if users else []
         return sum(1 for n in lengths if n > 1), sum(max(0, n - 1) for n in lengths)
+
+    def close(self) -> None:
+        with self._listening_lock:
+            self._listening = True  # not started again by a late request
+        self.listener.stop()
+        super().close()
 
 
 def rating_in_model(recommender: Recommender, rating: OnlineRating) -> bool:

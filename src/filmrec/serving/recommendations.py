@@ -13,10 +13,13 @@ version in the key still retires them at the user's next rating.
 
 /recommendations answers are JSON bytes (orjson), serialised once when a list is
 computed: the caches store the body a hit returns, and a hit returns it as stored.
-With the online state in this process the cache key is known without I/O, so a hit
-in the small LRU (serving/hit_cache.py) is answered on the event loop, no thread hop;
-for the common request shape, before FastAPI's routing (serving/hit_fast_path.py,
-through answer_on_loop: one key, one way of counting a hit). With the shared cache in
+When the user's state version is known without I/O (the online state in this process,
+or in Redis with this process's mirror of the versions in sync: serving/online_versions.py)
+so is the cache key, and a hit in the small LRU (serving/hit_cache.py) is answered on
+the event loop, no thread hop; for the common request shape, before FastAPI's routing
+(serving/hit_fast_path.py, through answer_on_loop: one key, one way of counting a hit).
+A user with no online state needs no Redis read at all, so a miss may be computed on
+the loop too (computes_on_loop). With the shared cache in
 this process too (no REDIS_URL), an LRU entry that aged out is refilled from it on the
 loop as well: a thread hop per refill put a tail on the hits' latency.
 """
@@ -186,6 +189,16 @@ def candidate_mask(
 
 
 @dataclass(frozen=True)
+class LoopLook:
+    """What the event loop knew of the user's state: its version (the key a held body
+    was looked for under) and the state itself when known without I/O (else None: the
+    thread path reads it from Redis)."""
+
+    version: int
+    state: UserOnlineState | None = None
+
+
+@dataclass(frozen=True)
 class _Scored:
     recs: Recommendations
     key: str
@@ -218,8 +231,8 @@ class RecommendationService:
         # CACHE_ENABLED=false: no layer would store a list, so none is serialised for one.
         self._stores_lists = hit_cache is not None or not isinstance(cache, NullCache)
         # The in-process online state is a dict lookup: safe on the event loop. Redis's
-        # is a network round trip, so it (and the hit it decides) runs on a thread.
-        self._state_is_local = online is None or online.name == "in-process"
+        # is a network round trip: only its version is known on the loop (loop_version).
+        self._state_in_process = online is None or online.name == "in-process"
         # The same for the shared cache: the in-process one (no REDIS_URL) is looked in on
         # the loop too, so an LRU entry that aged out is refilled without a thread hop.
         self._cache_is_local = cache.name == InProcessCache.name
@@ -320,11 +333,26 @@ class RecommendationService:
             log.debug("online state unavailable: %s", error)
             return EMPTY_STATE
 
+    def loop_version(self, user_id: int) -> int | None:
+        """The user's state version known without I/O; None: only a Redis read knows it."""
+        return 0 if self.online is None else self.online.local_version(user_id)
+
+    def _loop_look(self, user_id: int) -> LoopLook | None:
+        """What the loop knows of the user's state without I/O; None: nothing."""
+        if self._state_in_process:  # the whole state is a dict lookup
+            user_state = self.online_state(user_id)
+            return LoopLook(user_state.version, user_state)
+        version = self.loop_version(user_id)
+        if version is None:
+            return None
+        # Version 0: no online ratings, so the state is known to be empty, no read needed.
+        return LoopLook(version, EMPTY_STATE if version == 0 else None)
+
     # -- the two answers -------------------------------------------------------------
     @staticmethod
     def _key(
         model: LoadedModel,
-        user_state: UserOnlineState,
+        state_version: int,
         *,
         user_id: int,
         k: int,
@@ -336,7 +364,7 @@ class RecommendationService:
             model_version=model.version,
             user_id=user_id,
             k=k,
-            state_version=user_state.version,
+            state_version=state_version,
             variant=filters.cache_variant(explain=explain),
         )
 
@@ -349,12 +377,15 @@ class RecommendationService:
         filters: RecommendationFilters,
         allowed: npt.NDArray[np.int64] | None,
         explain: bool,
-        user_state: UserOnlineState | None = None,
+        looked: LoopLook | None = None,
     ) -> bytes | _Scored:
-        # Given a state, recommend() has already missed what this process holds, on the loop.
-        held_checked = user_state is not None
-        user_state = user_state if user_state is not None else self.online_state(user_id)
-        key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+        state = looked.state if looked is not None else None
+        user_state = state if state is not None else self.online_state(user_id)
+        # The key is the version of the state read here, the one the list is scored from.
+        # recommend() has missed what this process holds under looked.version, on the
+        # loop: looked at again only under another version (Redis had a newer one).
+        held_checked = looked is not None and looked.version == user_state.version
+        key = self._key(model, user_state.version, user_id=user_id, k=k, filters=filters, explain=explain)
         cached = self._cached(key, held_checked=held_checked)
         self.visibility.served(user_id)
         if cached is not None:
@@ -399,16 +430,15 @@ class RecommendationService:
         info = self.movies.get_many(self._title_ids(scored))
         return self._body(model, scored, info, user_id=user_id, k=k)
 
-    @property
-    def hits_on_loop(self) -> bool:
-        """Whether a hit can be answered on the event loop: an LRU, and the online state
-        in this process, so the key (its version included) is known without I/O."""
-        return self._state_is_local and self.hit_cache is not None
+    def hits_on_loop(self, user_id: int) -> bool:
+        """Whether this user's hit can be answered on the event loop: an LRU, and the
+        state version known without I/O (loop_version), so the key is too."""
+        return self.hit_cache is not None and self.loop_version(user_id) is not None
 
     def answer_on_loop(
         self,
         model: LoadedModel,
-        user_state: UserOnlineState,
+        state_version: int,
         *,
         user_id: int,
         k: int,
@@ -420,23 +450,27 @@ class RecommendationService:
         (counted, and seen by the visibility tracker); None on a miss. For recommend()
         and the hit fast path (serving/hit_fast_path.py), which passes `count_miss=False`:
         its miss goes on to recommend(), which looks again and counts the miss."""
-        key = self._key(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+        key = self._key(model, state_version, user_id=user_id, k=k, filters=filters, explain=explain)
         body = self._held(key, count_miss=count_miss)
         if body is not None:
             metrics.labelled(metrics.RECOMMENDATIONS_SERVED, "cache").inc()
             self.visibility.served(user_id)
         return body
 
-    def computes_on_loop(self, filters: RecommendationFilters = NO_FILTERS) -> bool:
+    def computes_on_loop(
+        self, filters: RecommendationFilters = NO_FILTERS, state_version: int | None = 0
+    ) -> bool:
         """Whether a miss can be computed on the event loop: no step of it waits on I/O.
 
-        The user's state is in this process, the shared cache is too (or off), the
-        titles are in the movie listing, and no genre or year filter needs the database.
+        The user's whole state is known without I/O (in this process, or `state_version`,
+        the user's loop_version, is 0: none; the default asks about such a user), the
+        shared cache is in this process too (or off), the titles are in the movie
+        listing, and no genre or year filter needs the database.
         Scoring then costs about what two thread hops would (README, Benchmarks), and
         a hop would not buy parallelism: a worker process runs one request's scoring at
         a time either way, so the hops are saved, not the loop held longer."""
         return (
-            self._state_is_local
+            (self._state_in_process or state_version == 0)
             and (self._cache_is_local or self._cache_is_off)
             and not filters.by_metadata
             and self.movies.listing_is_fresh
@@ -456,11 +490,19 @@ class RecommendationService:
         for recommend() and the hit fast path. None only if the listing went stale
         between that check and the titles (every few minutes at most): the caller then
         goes on with I/O, and the list is scored again there."""
-        body = self.answer_on_loop(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
+        body = self.answer_on_loop(
+            model, user_state.version, user_id=user_id, k=k, filters=filters, explain=explain
+        )
         if body is not None:
             return body
         result = self._cached_or_scored(
-            model, user_id=user_id, k=k, filters=filters, allowed=None, explain=explain, user_state=user_state
+            model,
+            user_id=user_id,
+            k=k,
+            filters=filters,
+            allowed=None,
+            explain=explain,
+            looked=LoopLook(user_state.version, user_state),
         )
         if isinstance(result, bytes):
             return result
@@ -478,20 +520,24 @@ class RecommendationService:
         filters: RecommendationFilters = NO_FILTERS,
         explain: bool = False,
         count_miss: bool = True,
-    ) -> tuple[UserOnlineState | None, bytes | None]:
+    ) -> tuple[LoopLook | None, bytes | None]:
         """What the event loop can answer with no I/O, for recommend() and the hit fast
-        path: (the user's state when it was read here, else None; the body, else None).
+        path: (what it knew of the user's state, else None; the body, else None).
 
-        Computed when computes_on_loop(filters); else only a held body (hits_on_loop),
-        where `count_miss=False` leaves a miss to the path that looks again (see _hit)."""
-        if self.computes_on_loop(filters):
-            user_state = self.online_state(user_id)
-            body = self.answer_now(model, user_state, user_id=user_id, k=k, filters=filters, explain=explain)
-        elif self.hits_on_loop:
-            user_state = self.online_state(user_id)
+        Computed when computes_on_loop(filters, version) and the state is known; else
+        only a held body (hits_on_loop's test), where `count_miss=False` leaves a miss to
+        the path that looks again (see _hit)."""
+        looked = self._loop_look(user_id)
+        if looked is None:  # the version itself needs Redis (its mirror not in sync)
+            return None, None
+        if looked.state is not None and self.computes_on_loop(filters, looked.version):
+            body = self.answer_now(
+                model, looked.state, user_id=user_id, k=k, filters=filters, explain=explain
+            )
+        elif self.hit_cache is not None:
             body = self.answer_on_loop(
                 model,
-                user_state,
+                looked.version,
                 user_id=user_id,
                 k=k,
                 filters=filters,
@@ -500,7 +546,7 @@ class RecommendationService:
             )
         else:
             return None, None
-        return user_state, body
+        return looked, body
 
     async def recommend(
         self,
@@ -515,7 +561,7 @@ class RecommendationService:
 
         Raises MetadataUnavailableError for a genre/year filter with the database down
         and no cached answer."""
-        user_state, body = self.loop_answer(model, user_id=user_id, k=k, filters=filters, explain=explain)
+        looked, body = self.loop_answer(model, user_id=user_id, k=k, filters=filters, explain=explain)
         if body is not None:
             return body
         allowed = None
@@ -536,7 +582,7 @@ class RecommendationService:
             filters=filters,
             allowed=allowed,
             explain=explain,
-            user_state=user_state,
+            looked=looked,
         )
         result = await anyio.to_thread.run_sync(step, limiter=self.limiter)
         if isinstance(result, bytes):
