@@ -44,6 +44,8 @@ API_METRICS = frozenset(
         "filmrec_online_consumer_lag_messages",
         "filmrec_online_state_users",
         "filmrec_online_state_ratings",
+        "filmrec_online_versions_synced",
+        "filmrec_online_versions_syncs_total",
     }
 )
 HISTOGRAMS = frozenset({"filmrec_http_request_duration_seconds", "filmrec_event_visibility_seconds"})
