@@ -18,6 +18,15 @@ from tests.unit.test_hit_fast_path import CountingService, serve
 from tests.unit.test_hit_path import tiny_client
 
 
+def _close_and_forget(cache: RedisCache, online: RedisOnlineState, name: str) -> None:
+    """Drop this test's keys (they hold its name) and close both clients."""
+    keys = cache.client.keys(f"*{name}*")
+    if keys:
+        cache.client.delete(*keys)
+    cache.close()
+    online.close()
+
+
 @pytest.mark.parametrize("lru", [True, False], ids=["lru", "redis-only"])
 def test_a_redis_hit_is_the_computed_body_but_for_source(redis_url: str, tmp_path: Path, lru: bool) -> None:
     name = f"hit-path-{uuid.uuid4().hex[:8]}"  # keys of this test only
@@ -37,11 +46,7 @@ def test_a_redis_hit_is_the_computed_body_but_for_source(redis_url: str, tmp_pat
         (key,) = cache.client.keys(f"{model_key_prefix(model_name=name, model_version='1')}:*")
         assert cache.client.get(key) == expected and b":recs:json1:" in key
     finally:
-        keys = cache.client.keys(f"*{name}*")
-        if keys:
-            cache.client.delete(*keys)
-        cache.close()
-        online.close()
+        _close_and_forget(cache, online, name)
 
 
 def test_with_the_state_in_redis_a_hit_is_the_fast_paths_and_a_rating_retires_it(
@@ -81,8 +86,4 @@ def test_with_the_state_in_redis_a_hit_is_the_fast_paths_and_a_rating_retires_it
         assert served.get("/recommendations/1?k=3").json() == after | {"source": "cache"}
         assert service.routed == 2  # and its hit is the fast path's again
     finally:
-        keys = cache.client.keys(f"*{name}*")
-        if keys:
-            cache.client.delete(*keys)
-        cache.close()
-        online.close()
+        _close_and_forget(cache, online, name)
