@@ -18,7 +18,7 @@ from filmrec.serving.cache import InProcessCache
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.online_state import InProcessOnlineState, UserOnlineState
 from filmrec.serving.online_versions import OnlineVersionMirror, VersionPushListener
-from filmrec.serving.recommendations import NO_FILTERS, RecommendationService
+from filmrec.serving.recommendations import RecommendationService
 from tests.unit.test_hit_path import tiny_client
 from tests.unit.test_online_state import rating
 
@@ -201,7 +201,7 @@ def top(client: TestClient, user_id: int = 1) -> dict[str, Any]:
 
 def test_unsynced_every_request_reads_the_remote_state(tmp_path: Path) -> None:
     client, online, service = remote_client(tmp_path)
-    assert service.loop_version(1) is None and not service.hits_on_loop(1)
+    assert service.loop_version(1) is None
     assert [top(client)["source"] for _ in range(2)] == ["model", "cache"]
     assert online.gets == 2  # the hit too: its key needed the version
 
@@ -211,7 +211,8 @@ def test_synced_a_user_without_state_needs_no_read_at_all(
 ) -> None:
     client, online, service = remote_client(tmp_path)
     online.mirror.mark_synced()
-    assert service.loop_version(1) == 0 and service.computes_on_loop(NO_FILTERS, 0)
+    look = service._loop_look(1)
+    assert service.loop_version(1) == 0 and look is not None and look.state is not None
     assert top(client)["source"] == "model"  # computed on the loop: the state is known empty
     no_thread_step(monkeypatch)
     assert top(client)["source"] == "cache"
@@ -226,7 +227,8 @@ def test_with_ratings_the_miss_reads_them_and_the_hit_does_not(
     first = top(client)
     version = online.apply(rating(1, first["items"][0]["movie_id"], 5.0))
     online.mirror.record(1, version)
-    assert not service.computes_on_loop(NO_FILTERS, version)  # the fold-in needs the ratings
+    look = service._loop_look(1)  # the fold-in needs the ratings: only their version is known
+    assert look is not None and look.version == version and look.state is None
     after = top(client)
     assert after["strategy"] == "fold-in" and online.gets == 1
     assert first["items"][0]["movie_id"] not in [item["movie_id"] for item in after["items"]]

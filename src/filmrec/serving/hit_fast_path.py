@@ -18,7 +18,7 @@ value out of the route's bounds or not written the canonical way (`k=010`,
 `k=+3`, a leading zero in the id: pydantic would read them, so FastAPI does), no
 model loaded (its 503), the online state in Redis while this process's mirror of
 its versions is not in sync (the key would need a round trip:
-RecommendationService.hits_on_loop, serving/online_versions.py), dependency
+RecommendationService.loop_answer, serving/online_versions.py), dependency
 overrides (a test's stand-ins are what the route would use), and a miss that needs
 I/O (with the state in Redis: a user with online ratings, whose fold-in needs them).
 With FILMREC_API_KEYS_FOR_READS the reads need a key, so create_app does not install

@@ -229,14 +229,14 @@ class RecommendationService:
         self.cache = cache
         self.hit_cache = hit_cache
         # CACHE_ENABLED=false: no layer would store a list, so none is serialised for one.
-        self._stores_lists = hit_cache is not None or not isinstance(cache, NullCache)
+        self._cache_is_off = isinstance(cache, NullCache)
+        self._stores_lists = hit_cache is not None or not self._cache_is_off
         # The in-process online state is a dict lookup: safe on the event loop. Redis's
         # is a network round trip: only its version is known on the loop (loop_version).
         self._state_in_process = online is None or online.name == "in-process"
         # The same for the shared cache: the in-process one (no REDIS_URL) is looked in on
         # the loop too, so an LRU entry that aged out is refilled without a thread hop.
         self._cache_is_local = cache.name == InProcessCache.name
-        self._cache_is_off = isinstance(cache, NullCache)
         self.movies = movies
         self.online = online
         self.visibility = visibility
@@ -430,11 +430,6 @@ class RecommendationService:
         info = self.movies.get_many(self._title_ids(scored))
         return self._body(model, scored, info, user_id=user_id, k=k)
 
-    def hits_on_loop(self, user_id: int) -> bool:
-        """Whether this user's hit can be answered on the event loop: an LRU, and the
-        state version known without I/O (loop_version), so the key is too."""
-        return self.hit_cache is not None and self.loop_version(user_id) is not None
-
     def answer_on_loop(
         self,
         model: LoadedModel,
@@ -457,21 +452,15 @@ class RecommendationService:
             self.visibility.served(user_id)
         return body
 
-    def computes_on_loop(
-        self, filters: RecommendationFilters = NO_FILTERS, state_version: int | None = 0
-    ) -> bool:
-        """Whether a miss can be computed on the event loop: no step of it waits on I/O.
-
-        The user's whole state is known without I/O (in this process, or `state_version`,
-        the user's loop_version, is 0: none; the default asks about such a user), the
-        shared cache is in this process too (or off), the titles are in the movie
-        listing, and no genre or year filter needs the database.
+    def computes_on_loop(self, filters: RecommendationFilters = NO_FILTERS) -> bool:
+        """Whether a miss of a user whose state is known without I/O (_loop_look) can be
+        computed on the event loop: the shared cache is in this process too (or off), the
+        titles are in the movie listing, and no genre or year filter needs the database.
         Scoring then costs about what two thread hops would (README, Benchmarks), and
         a hop would not buy parallelism: a worker process runs one request's scoring at
         a time either way, so the hops are saved, not the loop held longer."""
         return (
-            (self._state_in_process or state_version == 0)
-            and (self._cache_is_local or self._cache_is_off)
+            (self._cache_is_local or self._cache_is_off)
             and not filters.by_metadata
             and self.movies.listing_is_fresh
         )
@@ -524,13 +513,13 @@ class RecommendationService:
         """What the event loop can answer with no I/O, for recommend() and the hit fast
         path: (what it knew of the user's state, else None; the body, else None).
 
-        Computed when computes_on_loop(filters, version) and the state is known; else
-        only a held body (hits_on_loop's test), where `count_miss=False` leaves a miss to
-        the path that looks again (see _hit)."""
+        Computed when the state is known (_loop_look) and computes_on_loop(filters); else,
+        with the version known, only a body held in the LRU, where `count_miss=False`
+        leaves a miss to the path that looks again (see _hit)."""
         looked = self._loop_look(user_id)
         if looked is None:  # the version itself needs Redis (its mirror not in sync)
             return None, None
-        if looked.state is not None and self.computes_on_loop(filters, looked.version):
+        if looked.state is not None and self.computes_on_loop(filters):
             body = self.answer_now(
                 model, looked.state, user_id=user_id, k=k, filters=filters, explain=explain
             )
