@@ -61,9 +61,7 @@ class ItemWeightsRecommender(Recommender):
         return True
 
     def _trained_scores(self, user_index: int) -> npt.NDArray[np.float32]:
-        span = self._rated_slice(user_index)
-        assert self.rated_values is not None  # set in __post_init__
-        return self._history_scores(self.rated_indices[span], self.rated_values[span])
+        return self._history_scores(*self._rated_history(user_index))
 
     def _history_scores(
         self, items: npt.NDArray[np.int32], values: npt.NDArray[np.float32]
@@ -73,11 +71,7 @@ class ItemWeightsRecommender(Recommender):
     def _best_trained(
         self, user_index: int, k: int, candidates: npt.NDArray[np.bool_] | None
     ) -> Recommendations:
-        span = self._rated_slice(user_index)
-        assert self.rated_values is not None  # set in __post_init__
-        return self._best_of_history(
-            self.rated_indices[span], self.rated_values[span], k, candidates, "model"
-        )
+        return self._best_of_history(*self._rated_history(user_index), k, candidates, "model")
 
     def _best_of_history(
         self,

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from filmrec.model.top_k import NO_CANDIDATES, best_k
+from filmrec.model.top_k import NO_CANDIDATES, best_k_excluding
 
 _INT8_MAX = 127
 
@@ -36,9 +36,8 @@ def _add_rows(
 ) -> None:
     """out += Σ_r row_weights[r] · values[items[r]].
 
-    Eight rows per pass over `out`: one row per pass spends as much on reading and
-    writing `out` (float32) as on the int8 row itself; eight took a request's sum from
-    ~76 to ~46 µs on the bundled champion (AVX-512; the README's model path)."""
+    Eight rows per pass over `out`: with one row per pass, reading and writing `out`
+    (float32) costs as much as the int8 row itself."""
     width = values.shape[1]
     n = items.shape[0]
     r = 0
@@ -85,25 +84,17 @@ def _add_rows_per_user(
 @numba.njit(nogil=True, cache=False)
 def _best_of_rows(
     values: npt.NDArray[np.int8],
-    scales: npt.NDArray[np.float32],
     items: npt.NDArray[np.int32],
-    inputs: npt.NDArray[np.float32],
+    row_weights: npt.NDArray[np.float32],
     exclude: npt.NDArray[np.int32],
     candidates: npt.NDArray[np.bool_],
     k: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """The k best of Σ_r inputs[r] · B[items[r]], never `exclude`: scores and cut in one
-    compiled call, without the temporaries and the second dispatch of doing them apart."""
-    row_weights = np.empty(items.shape[0], dtype=np.float32)
-    for r in range(items.shape[0]):
-        row_weights[r] = inputs[r] * scales[items[r]]
+    """The k best of Σ_r row_weights[r] · values[items[r]], never `exclude`: the sum and
+    the cut in one compiled call, so the full score row never goes back to Python."""
     scores = np.zeros(values.shape[1], dtype=np.float32)
     _add_rows(values, items, row_weights, scores)
-    blocked = np.zeros(scores.shape[0], dtype=np.bool_)
-    for item in exclude:
-        blocked[item] = True
-    best = np.empty(k, dtype=np.int64)
-    best = best[: best_k(scores, blocked, candidates, k, best)]
+    best = best_k_excluding(scores, exclude, candidates, k)
     return best, scores[best]
 
 
@@ -174,11 +165,11 @@ class QuantizedWeights:
         as top_k.top_k_excluding cuts them (the same loop, the same ties)."""
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        items = np.asarray(items, dtype=np.int32)
         return _best_of_rows(
             self.values,
-            self.scales,
-            np.asarray(items, dtype=np.int32),
-            np.asarray(inputs, dtype=np.float32),
+            items,
+            self._row_weights(items, inputs),
             np.asarray(exclude, dtype=np.int32),
             NO_CANDIDATES if candidates is None else np.asarray(candidates, dtype=np.bool_),
             k,

@@ -161,6 +161,12 @@ class Recommender(ABC):
     def _rated_slice(self, user_index: int) -> slice:
         return slice(int(self.rated_indptr[user_index]), int(self.rated_indptr[user_index + 1]))
 
+    def _rated_history(self, user_index: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        """(item indices, ratings) the model was trained on for this user (views, no copy)."""
+        span = self._rated_slice(user_index)
+        assert self.rated_values is not None  # set in __post_init__
+        return self.rated_indices[span], self.rated_values[span]
+
     def _rated_of(self, user_index: int) -> npt.NDArray[np.int32]:
         return self.rated_indices[self._rated_slice(user_index)]
 
@@ -279,11 +285,8 @@ class Recommender(ABC):
         """(item indices, ratings): the training ratings, overridden and extended by online ones."""
         merged: dict[int, float] = {}
         if user_index is not None:
-            span = self._rated_slice(user_index)
-            assert self.rated_values is not None  # set in __post_init__
-            merged = dict(
-                zip(self.rated_indices[span].tolist(), self.rated_values[span].tolist(), strict=True)
-            )
+            items, values = self._rated_history(user_index)
+            merged = dict(zip(items.tolist(), values.tolist(), strict=True))
         merged.update(online_items)
         items = np.fromiter(merged.keys(), dtype=np.int32, count=len(merged))
         values = np.fromiter(merged.values(), dtype=np.float32, count=len(merged))

@@ -61,12 +61,14 @@ def best_k(
 
 
 @numba.njit(nogil=True, cache=False)
-def _best_k_excluding(
+def best_k_excluding(
     scores: npt.NDArray[np.float32],
     exclude: npt.NDArray[np.int32],
     candidates: npt.NDArray[np.bool_],
     k: int,
 ) -> npt.NDArray[np.int64]:
+    """best_k with `exclude` as item indices: the compiled top_k_excluding (also called
+    from other compiled code, QuantizedWeights.best)."""
     blocked = np.zeros(scores.shape[0], dtype=np.bool_)
     for item in exclude:
         blocked[item] = True
@@ -94,7 +96,7 @@ def top_k_excluding(
     """Indices of the k highest scores, best first, never one of `exclude`, only `candidates`."""
     if k <= 0:
         return np.empty(0, dtype=np.int64)
-    return _best_k_excluding(
+    return best_k_excluding(
         np.ascontiguousarray(scores, dtype=np.float32),
         np.asarray(exclude, dtype=np.int32),
         NO_CANDIDATES if candidates is None else np.asarray(candidates, dtype=np.bool_),
