@@ -271,3 +271,26 @@ def test_a_computed_body_is_the_documented_schema_exactly(explain: bool, titles:
         documented = RecommendationsOut.model_validate_json(body)
         assert documented.source == source
         assert orjson.dumps(documented.model_dump(mode="json")) == body
+
+
+def test_pre_serialised_items_are_the_items_orjson_writes() -> None:
+    # scored_items_json builds a list's bytes from each movie's fields serialised once;
+    # they must be what orjson writes for the same items, scores in every form included.
+    import orjson
+
+    from filmrec.metadata.store import MovieInfo
+    from filmrec.model.recommender import Explanation
+    from filmrec.serving.recommendations import scored_items, scored_items_json
+
+    info = {
+        1: MovieInfo(1, 'Quote "and" back\\slash, comma', 1995, ["Action", "Crime"]),
+        2: MovieInfo(2, "Amélie", None, []),
+        9: MovieInfo(9, "Because", 1979, ["Horror"]),
+    }
+    movie_ids = [1, 2, 3, 4, 5, 6]
+    scores = [0.91234567, -0.25, 1.2e-07, 329.0, 1e-05, 0.0]
+    reasons = {2: Explanation(9, 0.5), 4: Explanation(8, -1.0 / 3)}
+    for held, why in ((info, reasons), (info, None), (None, None), ({}, reasons)):
+        expected = orjson.dumps(scored_items(held, movie_ids, scores, why))
+        assert orjson.dumps(scored_items_json(held, movie_ids, scores, why)) == expected
+    assert orjson.dumps(scored_items_json(info, [], [])) == b"[]"

@@ -11,7 +11,7 @@ with a few ratings is scored like any other.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -49,12 +49,19 @@ class ItemWeightsRecommender(Recommender):
 
     weights: QuantizedWeights
     input_scale: InputScale = "binary"
+    # Each trained rating's row multiplier (its input times its row's scale), beside
+    # rated_indices: fixed by the model, so a request does not compute them again.
+    _trained_row_weights: npt.NDArray[np.float32] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         n = self.item_ids.shape[0]
         if self.weights.n_items != n:
             raise ValueError(f"weights must be ({n}, {n}) for {n} items, not {self.weights.values.shape}")
         super().__post_init__()
+        assert self.rated_values is not None  # set by Recommender.__post_init__
+        self._trained_row_weights = self.weights.row_weights(
+            self.rated_indices, input_values(self.rated_values, self.input_scale)
+        )
 
     @property
     def can_fold_in(self) -> bool:
@@ -71,7 +78,12 @@ class ItemWeightsRecommender(Recommender):
     def _best_trained(
         self, user_index: int, k: int, candidates: npt.NDArray[np.bool_] | None
     ) -> Recommendations:
-        return self._best_of_history(*self._rated_history(user_index), k, candidates, "model")
+        span = self._rated_slice(user_index)
+        items = self.rated_indices[span]
+        top, scores = self.weights.best_weighted(
+            items, self._trained_row_weights[span], exclude=items, k=k, candidates=candidates
+        )
+        return Recommendations(self.item_ids[top], scores, "model")
 
     def _best_of_history(
         self,

@@ -149,7 +149,7 @@ class QuantizedWeights:
         """Σ_r inputs[r] · B[items[r]]: one user's scores for every item."""
         out = np.zeros(self.n_items, dtype=np.float32)
         items = np.asarray(items, dtype=np.int32)
-        _add_rows(self.values, items, self._row_weights(items, inputs), out)
+        _add_rows(self.values, items, self.row_weights(items, inputs), out)
         return out
 
     def best(
@@ -163,13 +163,28 @@ class QuantizedWeights:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """(indices, scores) of the k best items of `scores(items, inputs)`, best first,
         as top_k.top_k_excluding cuts them (the same loop, the same ties)."""
+        items = np.asarray(items, dtype=np.int32)
+        return self.best_weighted(
+            items, self.row_weights(items, inputs), exclude=exclude, k=k, candidates=candidates
+        )
+
+    def best_weighted(
+        self,
+        items: npt.NDArray[np.int32],
+        row_weights: npt.NDArray[np.float32],
+        *,
+        exclude: npt.NDArray[np.int32],
+        k: int,
+        candidates: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """`best` from each row's multiplier already taken (`row_weights(items, inputs)`):
+        a trained user's are the model's, computed once at load, not on every request."""
         if k <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        items = np.asarray(items, dtype=np.int32)
         return _best_of_rows(
             self.values,
-            items,
-            self._row_weights(items, inputs),
+            np.asarray(items, dtype=np.int32),
+            np.asarray(row_weights, dtype=np.float32),
             np.asarray(exclude, dtype=np.int32),
             NO_CANDIDATES if candidates is None else np.asarray(candidates, dtype=np.bool_),
             k,
@@ -182,11 +197,11 @@ class QuantizedWeights:
         out = np.zeros((indptr.shape[0] - 1, self.n_items), dtype=np.float32)
         items = np.asarray(items, dtype=np.int32)
         _add_rows_per_user(
-            self.values, np.asarray(indptr, dtype=np.int64), items, self._row_weights(items, inputs), out
+            self.values, np.asarray(indptr, dtype=np.int64), items, self.row_weights(items, inputs), out
         )
         return out
 
-    def _row_weights(
+    def row_weights(
         self, items: npt.NDArray[np.int32], inputs: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
         """Each gathered row's multiplier: the user's input times the row's scale."""

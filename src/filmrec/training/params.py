@@ -166,13 +166,13 @@ class SearchSpace(BaseModel):
 # (0.393 against 0.404), so the default does not spend its few trials there; a JSON
 # search (`ease.input_scales`) still covers both.
 DEFAULT_SEARCH = SearchSpace(
-    ease=EASESpace(input_scales=("rating",), min_item_ratings=(3, 5)),
+    ease=EASESpace(input_scales=("rating",), min_item_ratings=(10,)),
     als_start=(ALSParams(rank=64, max_iter=10, reg_param=0.1, alpha=1.0, confidence="binary"),),
     # Both start points won on validation in held-out splits of the bundled data
     # (seeds 1001/1002: dropout 0.3 ahead of plain EASE on validation and on test).
     ease_start=(
-        EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=3, dropout=0.3),
-        EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=3),
+        EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=10, dropout=0.3),
+        EASEParams(reg_param=100.0, input_scale="rating", min_item_ratings=10),
     ),
     budget=SearchBudget(trials=6),
     als_trials=1,
