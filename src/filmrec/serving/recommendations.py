@@ -152,7 +152,8 @@ def scored_items_json(
         movie = info.get(movie_id)
         shown = movie.shown_json if movie else _unknown_movie_json(movie_id)
         reason = reasons.get(movie_id)
-        end = b"}" if reason is None else b',"because":' + orjson.dumps(_explanation_json(reason, info)) + b"}"
+        because = b"" if reason is None else b',"because":' + orjson.dumps(_explanation_json(reason, info))
+        end = because + b"}"
         items.append(shown + b',"score":' + score + end)
     return orjson.Fragment(b"[" + b",".join(items) + b"]")
 
