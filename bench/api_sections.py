@@ -127,6 +127,8 @@ def compare_with_bare(
         url = f"{cached.base_url}/recommendations/{user_ids[0]}?k=10"
         httpx.get(url, timeout=30).raise_for_status()
         body = httpx.get(url, timeout=30).content  # the second answer: a cache hit's bytes
+        # What the model path computes over: the movies the served model scores.
+        served_model = httpx.get(f"{cached.base_url}/model", timeout=30).json()
         body_file = scratch / f"bare-body-{workers}.json"
         body_file.parent.mkdir(parents=True, exist_ok=True)
         body_file.write_bytes(body)
@@ -170,6 +172,7 @@ def compare_with_bare(
     bare_rate = rows["bare"]["requests_per_second"]
     return {
         "workers": workers,
+        "model": {key: served_model[key] for key in ("name", "version", "n_users", "n_items")},
         "body_bytes": len(body),
         "bare_body_same_size": same_size,
         **rows,

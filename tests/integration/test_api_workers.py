@@ -98,36 +98,80 @@ def _owner(workers: list[psutil.Process], port: int, client_port: int) -> int:
     return owners[0]
 
 
-def test_both_workers_answer_ready_and_recommendations(two_workers: tuple[str, psutil.Process]) -> None:
+def _client_per_worker(base_url: str, workers: list[psutil.Process], port: int) -> dict[int, httpx.Client]:
+    """One held-open connection answered by each worker, by worker pid: new connections
+    one at a time until each worker has accepted one (the kernel, not the test, picks
+    which worker accepts a connection). Each has answered /ready and a list."""
+    by_worker: dict[int, httpx.Client] = {}
+    spare: list[httpx.Client] = []
+    for _attempt in range(100):
+        before = _my_ports(port)
+        client = httpx.Client(base_url=base_url, timeout=10)
+        ready = client.get("/ready")
+        assert ready.status_code == 200, ready.text
+        recs = client.get("/recommendations/1", params={"k": 5})
+        assert recs.status_code == 200, recs.text
+        body = recs.json()
+        assert len(body["items"]) == 5 and body["strategy"] == "model"
+        (client_port,) = _my_ports(port) - before  # both requests used the one connection
+        pid = _owner(workers, port, client_port)
+        if pid in by_worker:
+            spare.append(client)
+        else:
+            by_worker[pid] = client
+        if len(by_worker) == len(workers):
+            break
+    for client in spare:
+        client.close()
+    return by_worker
+
+
+@pytest.fixture
+def client_per_worker(two_workers: tuple[str, psutil.Process]) -> Iterator[dict[int, httpx.Client]]:
     base_url, parent = two_workers
     port = int(base_url.rsplit(":", 1)[1])
     workers = _workers(parent, port)
     assert len(workers) == 2
-    answered_by: dict[int, set[str]] = {}
-    clients: list[httpx.Client] = []
+    clients = _client_per_worker(base_url, workers, port)
     try:
-        # One new connection at a time, held open, until each worker has answered on
-        # one: the kernel, not the test, picks which worker accepts a connection.
-        for _attempt in range(100):
-            before = _my_ports(port)
-            client = httpx.Client(base_url=base_url, timeout=10)
-            clients.append(client)
-            ready = client.get("/ready")
-            assert ready.status_code == 200, ready.text
-            recs = client.get("/recommendations/1", params={"k": 5})
-            assert recs.status_code == 200, recs.text
-            body = recs.json()
-            assert len(body["items"]) == 5 and body["strategy"] == "model"
-            (client_port,) = _my_ports(port) - before  # both requests used the one connection
-            pid = _owner(workers, port, client_port)
-            answered_by.setdefault(pid, set()).update({"/ready", "/recommendations"})
-            if len(answered_by) == 2:
-                break
+        assert set(clients) == {worker.pid for worker in workers}, "a worker never accepted a connection"
+        yield clients
     finally:
-        for client in clients:
+        for client in clients.values():
             client.close()
-    assert set(answered_by) == {worker.pid for worker in workers}
-    assert all(paths == {"/ready", "/recommendations"} for paths in answered_by.values())
+
+
+def test_both_workers_answer_ready_and_recommendations(client_per_worker: dict[int, httpx.Client]) -> None:
+    # The fixture has had /ready and a list answered by each of the two workers.
+    assert len(client_per_worker) == 2
+
+
+def test_a_rating_posted_to_one_worker_leaves_the_other_workers_list(
+    client_per_worker: dict[int, httpx.Client],
+) -> None:
+    # The online state is in Redis and each worker mirrors its versions: a rating taken
+    # by one worker must reach what the other serves (its list held in its LRU is
+    # retired by the new version), and the rated movie must not come back there.
+    taking, serving = client_per_worker.values()
+    user_id = 7
+    before = serving.get(f"/recommendations/{user_id}", params={"k": 10})
+    assert before.status_code == 200, before.text
+    assert serving.get(f"/recommendations/{user_id}", params={"k": 10}).json()["source"] == "cache"
+    rated = before.json()["items"][0]["movie_id"]
+    posted = taking.post(
+        "/ratings", json={"user_id": user_id, "movie_id": rated, "rating": 4.5}, headers={"X-API-Key": "demo"}
+    )
+    assert posted.status_code == 202, posted.text
+    # A bound, not a timing: the push normally arrives within milliseconds.
+    deadline = time.monotonic() + 15
+    while True:
+        after = serving.get(f"/recommendations/{user_id}", params={"k": 10})
+        assert after.status_code == 200, after.text
+        if rated not in [item["movie_id"] for item in after.json()["items"]]:
+            break
+        assert time.monotonic() < deadline, "the other worker still lists the movie rated through the first"
+        time.sleep(0.1)
+    assert after.json()["strategy"] == "fold-in"
 
 
 def test_two_workers_without_redis_are_refused_with_the_reason(tmp_path: Path) -> None:
