@@ -106,6 +106,11 @@ def _explanation_json(reason: Explanation, info: Mapping[int, MovieInfo]) -> dic
     }
 
 
+def _unknown_movie_fields(movie_id: int) -> dict[str, Any]:
+    """What a list shows of a movie without metadata (MovieInfo.shown_fields' shape)."""
+    return {"movie_id": movie_id, "title": None, "year": None, "genres": []}
+
+
 def scored_items(
     info: Mapping[int, MovieInfo] | None,
     movie_ids: Sequence[int],
@@ -118,9 +123,7 @@ def scored_items(
     items = []
     for movie_id, score in zip(movie_ids, scores, strict=True):
         movie = info.get(movie_id)
-        shown = (
-            movie.shown_fields if movie else {"movie_id": movie_id, "title": None, "year": None, "genres": []}
-        )
+        shown = movie.shown_fields if movie else _unknown_movie_fields(movie_id)
         item = shown | {"score": round(float(score), 6)}
         reason = reasons.get(movie_id)
         if reason is not None:  # absent, not null, without one (ScoredMovieOut.because)
@@ -131,7 +134,7 @@ def scored_items(
 
 def _unknown_movie_json(movie_id: int) -> bytes:
     """A movie without metadata (database down, or not synced) as MovieInfo.shown_json."""
-    return orjson.dumps({"movie_id": movie_id, "title": None, "year": None, "genres": []})[:-1]
+    return orjson.dumps(_unknown_movie_fields(movie_id))[:-1]
 
 
 def scored_items_json(
@@ -153,8 +156,7 @@ def scored_items_json(
         shown = movie.shown_json if movie else _unknown_movie_json(movie_id)
         reason = reasons.get(movie_id)
         because = b"" if reason is None else b',"because":' + orjson.dumps(_explanation_json(reason, info))
-        end = because + b"}"
-        items.append(shown + b',"score":' + score + end)
+        items.append(shown + b',"score":' + score + because + b"}")
     return orjson.Fragment(b"[" + b",".join(items) + b"]")
 
 
