@@ -138,7 +138,11 @@ def _print_summary(results: dict[str, Any]) -> None:
             if "skipped" in section:
                 print(f"  {workers} worker(s): skipped ({section['skipped']})")
                 continue
-            print(f"  {workers} worker(s), {section['body_bytes']}-byte bodies:")
+            served = section["served_model"]
+            print(
+                f"  {workers} worker(s), {section['body_bytes']}-byte bodies, model {served['name']} "
+                f"v{served['version']} ({served['n_users']} users, {served['n_items']} movies scored):"
+            )
             for key in ("bare", "cache_hit", "model"):
                 row = section[key]
                 rate = row["requests_per_second"]

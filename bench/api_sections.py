@@ -172,7 +172,8 @@ def compare_with_bare(
     bare_rate = rows["bare"]["requests_per_second"]
     return {
         "workers": workers,
-        "model": {key: served_model[key] for key in ("name", "version", "n_users", "n_items")},
+        # Not "model": that key is the model path's row.
+        "served_model": {key: served_model[key] for key in ("name", "version", "n_users", "n_items")},
         "body_bytes": len(body),
         "bare_body_same_size": same_size,
         **rows,

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ import psutil
 import pytest
 
 from devstack.processes import free_port
-from tests.integration.service_helpers import REPO
+from filmrec.ingestion.topics import ensure_topic
+from tests.integration.service_helpers import DEMO_KEY, REPO, make_settings, wait_for
 
 # Settings this test gives the server; anything else in the environment could point
 # it at another test's services, so these names are removed first.
@@ -29,18 +31,29 @@ _SERVICE_NAMES = (
     "DATABASE_URL",
     "REDIS_URL",
     "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_RATINGS_TOPIC",
     "API_WORKERS",
 )
 
 
 @pytest.fixture
-def two_workers(trained_root: Path, throwaway_redis: Any) -> Iterator[tuple[str, psutil.Process]]:
+def two_workers(
+    trained_root: Path, throwaway_redis: Any, kafka_bootstrap: str
+) -> Iterator[tuple[str, psutil.Process]]:
     port = free_port()
+    # With REDIS_URL a rating is taken through Kafka (POST /ratings answers 503 without
+    # a broker), so the workers get a real one, on a topic of this test's own.
+    topic = f"ratings-workers-{uuid.uuid4().hex[:10]}"
+    ensure_topic(
+        make_settings(trained_root, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_RATINGS_TOPIC=topic)
+    )
     env = {name: value for name, value in os.environ.items() if name not in _SERVICE_NAMES}
     env |= {
         "FILMREC_VAR_DIR": str(trained_root / "var"),
         "LAKEHOUSE_PATH": str(trained_root / "lakehouse"),
         "REDIS_URL": throwaway_redis.url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_RATINGS_TOPIC": topic,
         "API_WORKERS": "2",
         "API_HOST": "127.0.0.1",
         "API_PORT": str(port),
@@ -144,6 +157,33 @@ def client_per_worker(two_workers: tuple[str, psutil.Process]) -> Iterator[dict[
 def test_both_workers_answer_ready_and_recommendations(client_per_worker: dict[int, httpx.Client]) -> None:
     # The fixture has had /ready and a list answered by each of the two workers.
     assert len(client_per_worker) == 2
+
+
+def test_a_rating_posted_to_one_worker_leaves_the_other_workers_list(
+    client_per_worker: dict[int, httpx.Client],
+) -> None:
+    # The online state is in Redis and each worker mirrors its versions: a rating taken
+    # by one worker must reach what the other serves (the list it holds in its LRU is
+    # retired by the new version), and the rated movie must not come back there.
+    taking, serving = client_per_worker.values()
+    user_id = 7
+    first = serving.get(f"/recommendations/{user_id}", params={"k": 10})
+    assert first.status_code == 200, first.text
+    assert serving.get(f"/recommendations/{user_id}", params={"k": 10}).json()["source"] == "cache"
+    rated = first.json()["items"][0]["movie_id"]
+    rating = {"user_id": user_id, "movie_id": rated, "rating": 4.5}
+    posted = taking.post("/ratings", headers=DEMO_KEY, json=rating)
+    assert posted.status_code == 202, posted.text
+
+    def list_without_rated() -> dict[str, Any] | None:
+        answer = serving.get(f"/recommendations/{user_id}", params={"k": 10})
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body if rated not in [item["movie_id"] for item in body["items"]] else None
+
+    # A bound, not a timing: the loop's promise is seconds.
+    body = wait_for(list_without_rated, timeout=30, what="the other worker to drop the rated movie")
+    assert body["strategy"] == "fold-in"
 
 
 def test_two_workers_without_redis_are_refused_with_the_reason(tmp_path: Path) -> None:
