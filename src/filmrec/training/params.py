@@ -166,11 +166,12 @@ class SearchSpace(BaseModel):
 # (0.393 against 0.404), so the default does not spend its few trials there; a JSON
 # search (`ease.input_scales`) still covers both. EASE scores the movies with at least
 # 10 ratings (2,269 of the bundled 9,742; 4,980 have 3): on test it ranked as well as
-# with 3 (nDCG@10 0.4034 against 0.4028, one `make bench` training run each) and within
-# 1 % of it on validation (0.2133 against 0.2152), while a computed request reads 2.6
-# times fewer weight bytes (B is 5 MB instead of 25, rows of movies rated under 10
-# times drop out too), the model path's largest cost (README, Benchmarks). A JSON
-# search (`ease.min_item_ratings`) can still choose 3 or 5.
+# with 3 (nDCG@10 0.4034 against 0.4028: bench/results/latest.json against the run of
+# commit 9fc1e5e) and within 1 % of it on validation (0.2133 against 0.2152), while a
+# computed request reads under half the weight bytes (B is 5 MB instead of 25; each
+# row is 2,269 bytes, not 4,980, and rows of movies rated under 10 times drop out):
+# those bytes are the model path's largest cost (README, Benchmarks, "The model
+# path"). A JSON search (`ease.min_item_ratings`) can still choose 2, 3 or 5.
 DEFAULT_SEARCH = SearchSpace(
     ease=EASESpace(input_scales=("rating",), min_item_ratings=(10,)),
     als_start=(ALSParams(rank=64, max_iter=10, reg_param=0.1, alpha=1.0, confidence="binary"),),
