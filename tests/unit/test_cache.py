@@ -5,6 +5,7 @@ import time
 import pytest
 
 from filmrec.serving.cache import InProcessCache, recommendation_key
+from filmrec.serving.expiring_lru import ExpiringLRU
 from filmrec.serving.hit_cache import HitCache
 
 
@@ -61,6 +62,31 @@ def test_lru_entries_expire_after_their_ttl() -> None:
     assert lru.get("k") is None and len(lru) == 0
     lru.put("k", b"new")
     assert lru.get("k") == b"new"
+
+
+def test_a_write_drops_the_expired_entries_nobody_reads_again() -> None:
+    # A posted rating retires its user's keys: their entries must not wait for the size
+    # bound (memory would then grow to the bound under a stream of ratings).
+    clock = FakeClock()
+    lru = ExpiringLRU(max_entries=1_000, clock=clock)
+    lru.put_many({f"u{user}:s1": b"old" for user in range(100)}, ttl_seconds=5)
+    clock.now += 6
+    lru.put_many({"u0:s2": b"new"}, ttl_seconds=5)
+    assert len(lru) == 1 and lru.get("u0:s2") == b"new"
+
+
+def test_pruning_stops_at_the_first_live_entry_and_resumes_on_a_later_write() -> None:
+    clock = FakeClock()
+    lru = ExpiringLRU(max_entries=1_000, clock=clock)
+    lru.put_many({"a": b"1"}, ttl_seconds=10)
+    lru.put_many({"b": b"2"}, ttl_seconds=1)
+    assert lru.get("a") == b"1"  # "a" moves behind "b"; "b" is now the oldest
+    clock.now += 2
+    lru.put_many({"c": b"3"}, ttl_seconds=10)
+    assert len(lru) == 2 and lru.get("b") is None  # "b" expired at the front: dropped
+    clock.now += 9  # "a" (read, not rewritten) has expired; "c" has not
+    lru.put_many({"d": b"4"}, ttl_seconds=10)
+    assert len(lru) == 2 and lru.get("a") is None and lru.get("c") == b"3" and lru.get("d") == b"4"
 
 
 @pytest.mark.parametrize(("entries", "ttl"), [(0, 5.0), (10, 0.0)])

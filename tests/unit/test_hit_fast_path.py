@@ -320,7 +320,7 @@ def test_the_fast_paths_route_is_the_one_the_router_matches(served: Served) -> N
 def _forget_lists(served: Served) -> None:
     assert served.service.hit_cache is not None and isinstance(served.service.cache, InProcessCache)
     served.service.hit_cache.clear()
-    served.service.cache._entries.clear()
+    served.service.cache.clear()
 
 
 @pytest.mark.parametrize("query", ["", "?k=1", "?k=100"])

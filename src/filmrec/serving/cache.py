@@ -11,12 +11,10 @@ computed: a hit is returned as stored, with no decoding, validation or re-encodi
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from filmrec.serving.expiring_lru import ExpiringLRU
 from filmrec.serving.redis_client import GuardedRedis
 
 if TYPE_CHECKING:
@@ -66,45 +64,30 @@ class RecommendationCache(Protocol):
 
 
 class InProcessCache:
-    """A bounded LRU dict with expiry, shared by the threads of one process."""
+    """The cache in this process: a bounded LRU with expiry (serving/expiring_lru.py)."""
 
     name = "in-process"
 
     def __init__(self, *, max_entries: int = 100_000) -> None:
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._max_entries = max_entries
-        self._lock = threading.Lock()
+        self._lru = ExpiringLRU(max_entries=max_entries)
 
     def get(self, key: str) -> bytes | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            expires_at, payload = entry
-            if expires_at < time.monotonic():
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-        return payload
+        return self._lru.get(key)
 
     def set(self, key: str, value: bytes, *, ttl_seconds: int) -> None:
-        self.set_many({key: value}, ttl_seconds=ttl_seconds)
+        self._lru.put_many({key: value}, ttl_seconds=ttl_seconds)
 
     def set_many(self, values: Mapping[str, bytes], *, ttl_seconds: int) -> None:
-        # bytes are immutable: callers share the stored body safely, as with Redis.
-        expires_at = time.monotonic() + ttl_seconds
-        with self._lock:
-            for key, payload in values.items():
-                self._entries[key] = (expires_at, payload)
-                self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+        self._lru.put_many(values, ttl_seconds=ttl_seconds)
 
     def ping(self) -> None:
         return None
 
+    def clear(self) -> None:
+        self._lru.clear()
+
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)
 
 
 class NullCache:

@@ -11,14 +11,14 @@ cache flush removed.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+
+from filmrec.serving.expiring_lru import ExpiringLRU
 
 
 class HitCache:
-    """Bounded entries, per-entry expiry, safe across the event loop and scoring threads."""
+    """Bounded entries, one TTL for all, safe across the event loop and scoring threads."""
 
     def __init__(
         self,
@@ -29,44 +29,26 @@ class HitCache:
     ) -> None:
         if max_entries < 0 or ttl_seconds < 0:
             raise ValueError("max_entries and ttl_seconds must be >= 0")
-        self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        # A plain lock: held for a dict operation only, never across I/O.
-        self._lock = threading.Lock()
+        self._lru = ExpiringLRU(max_entries=max_entries, clock=clock)
+
+    @property
+    def max_entries(self) -> int:
+        return self._lru.max_entries
 
     @property
     def enabled(self) -> bool:
         return self.max_entries > 0 and self.ttl_seconds > 0
 
     def get(self, key: str) -> bytes | None:
-        if not self.enabled:
-            return None
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            expires_at, body = entry
-            if expires_at <= self._clock():
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return body
+        return self._lru.get(key) if self.enabled else None
 
     def put(self, key: str, body: bytes) -> None:
-        if not self.enabled:
-            return
-        expires_at = self._clock() + self.ttl_seconds
-        with self._lock:
-            self._entries[key] = (expires_at, body)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        if self.enabled:
+            self._lru.put_many({key: body}, ttl_seconds=self.ttl_seconds)
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._lru.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)
