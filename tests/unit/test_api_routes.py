@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -28,7 +29,7 @@ from filmrec.serving.movie_lookup import MetadataUnavailableError, MovieLookup
 from filmrec.serving.online_state import InProcessOnlineState, VisibilityTracker
 from filmrec.serving.rating_intake import RatingIntake, RatingsUnavailableError
 from filmrec.serving.recommendations import RecommendationService
-from filmrec.serving.schemas import RatingIn
+from filmrec.serving.schemas import RatingIn, SimilarMoviesOut
 from tests.recommender_contract import GROUPS, tiny_matrix
 from tests.reference_als import reference_model
 
@@ -208,8 +209,13 @@ def test_titles_missing_when_the_database_is_down(client: TestClient, movies: Fa
 def test_movies_and_similar(client: TestClient) -> None:
     assert client.get(f"/movies/{GROUPS['A'][0]}").json()["title"] == f"Movie {GROUPS['A'][0]}"
     assert client.get("/movies/999").status_code == 404
-    similar = client.get(f"/movies/{GROUPS['B'][0]}/similar", params={"k": 3}).json()
+    answer = client.get(f"/movies/{GROUPS['B'][0]}/similar", params={"k": 3})
+    similar = answer.json()
     assert GROUPS["B"][0] not in ids(similar) and len(similar["items"]) == 3
+    # Pre-serialised, not re-validated: the body must be the documented model, field order too.
+    documented = SimilarMoviesOut.model_validate_json(answer.content)
+    assert orjson.dumps(documented.model_dump(mode="json", exclude_unset=True)) == answer.content
+    assert answer.headers["content-type"] == "application/json"
     unknown = client.get("/movies/999/similar")
     assert unknown.status_code == 404 and "not in model v7" in unknown.json()["detail"]
 

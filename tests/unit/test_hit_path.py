@@ -280,7 +280,28 @@ def test_pre_serialised_items_are_the_items_orjson_writes() -> None:
 
     from filmrec.metadata.store import MovieInfo
     from filmrec.model.recommender import Explanation
-    from filmrec.serving.recommendations import scored_items, scored_items_json
+    from filmrec.serving.recommendations import scored_items_json
+
+    def items_as_values(held, movie_ids, scores, why):  # type: ignore[no-untyped-def]
+        # The reference: each item built as plain values and serialised whole.
+        held, why = held or {}, why or {}
+        items = []
+        for movie_id, score in zip(movie_ids, scores, strict=True):
+            movie = held.get(movie_id)
+            item = (
+                movie.shown_fields
+                if movie
+                else {"movie_id": movie_id, "title": None, "year": None, "genres": []}
+            ) | {"score": round(score, 6)}
+            if movie_id in why:  # absent, not null, without a reason
+                because = held.get(why[movie_id].because_movie_id)
+                item["because"] = {
+                    "movie_id": why[movie_id].because_movie_id,
+                    "title": because.title if because else None,
+                    "weight": round(why[movie_id].weight, 6),
+                }
+            items.append(item)
+        return items
 
     info = {
         1: MovieInfo(1, 'Quote "and" back\\slash, comma', 1995, ["Action", "Crime"]),
@@ -291,6 +312,6 @@ def test_pre_serialised_items_are_the_items_orjson_writes() -> None:
     scores = [0.91234567, -0.25, 1.2e-07, 329.0, 1e-05, 0.0]
     reasons = {2: Explanation(9, 0.5), 4: Explanation(8, -1.0 / 3)}
     for held, why in ((info, reasons), (info, None), (None, None), ({}, reasons)):
-        expected = orjson.dumps(scored_items(held, movie_ids, scores, why))
+        expected = orjson.dumps(items_as_values(held, movie_ids, scores, why))
         assert orjson.dumps(scored_items_json(held, movie_ids, scores, why)) == expected
     assert orjson.dumps(scored_items_json(info, [], [])) == b"[]"

@@ -33,6 +33,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from filmrec.serving import responses
 from filmrec.serving.routers.recommendations import (
     K_DEFAULT,
     K_GE,
@@ -40,7 +41,6 @@ from filmrec.serving.routers.recommendations import (
     USER_ID_GT,
     USER_ID_LT,
     get_recommendations,
-    json_response,
     router,
 )
 from filmrec.serving.state import AppState
@@ -64,7 +64,7 @@ class HitFastPath:
             await self.app(scope, receive, send)
             return
         scope["route"] = self._route
-        await json_response(body)(scope, receive, send)
+        await responses.json_response(body)(scope, receive, send)
 
     def _held_body(self, scope: Scope) -> bytes | None:
         """The stored body when this request is the common shape and this process holds it."""

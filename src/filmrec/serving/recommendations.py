@@ -46,7 +46,6 @@ from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MovieLookup
 from filmrec.serving.online_state import EMPTY_STATE, OnlineStateStore, UserOnlineState, VisibilityTracker
-from filmrec.serving.schemas import ScoredMovieOut, SimilarMoviesOut
 
 log = logging.getLogger(__name__)
 
@@ -111,27 +110,6 @@ def _unknown_movie_fields(movie_id: int) -> dict[str, Any]:
     return {"movie_id": movie_id, "title": None, "year": None, "genres": []}
 
 
-def scored_items(
-    info: Mapping[int, MovieInfo] | None,
-    movie_ids: Sequence[int],
-    scores: Sequence[float],
-    reasons: Mapping[int, Explanation] | None = None,
-) -> list[dict[str, Any]]:
-    """The items of a list as JSON values, each in schemas.ScoredMovieOut's shape."""
-    info = info or {}
-    reasons = reasons or {}
-    items = []
-    for movie_id, score in zip(movie_ids, scores, strict=True):
-        movie = info.get(movie_id)
-        shown = movie.shown_fields if movie else _unknown_movie_fields(movie_id)
-        item = shown | {"score": round(float(score), 6)}
-        reason = reasons.get(movie_id)
-        if reason is not None:  # absent, not null, without one (ScoredMovieOut.because)
-            item["because"] = _explanation_json(reason, info)
-        items.append(item)
-    return items
-
-
 def _unknown_movie_json(movie_id: int) -> bytes:
     """A movie without metadata (database down, or not synced) as MovieInfo.shown_json."""
     return orjson.dumps(_unknown_movie_fields(movie_id))[:-1]
@@ -143,9 +121,10 @@ def scored_items_json(
     scores: Sequence[float],
     reasons: Mapping[int, Explanation] | None = None,
 ) -> orjson.Fragment:
-    """scored_items as the JSON orjson writes for that list, byte for byte, from each held
-    movie's fields serialised once (MovieInfo.shown_json): a list then costs its scores,
-    not ten dicts built and serialised again (a tenth of a computed request)."""
+    """A list's items, each in schemas.ScoredMovieOut's shape, as the JSON orjson writes
+    for them, from each held movie's fields serialised once (MovieInfo.shown_json): a
+    list then costs its scores, not ten dicts built and serialised again (a tenth of a
+    computed request). The unit tests check it byte for byte against orjson."""
     info = info or {}
     reasons = reasons or {}
     # The scores in one dump, split: each written exactly as orjson writes a float.
@@ -616,15 +595,18 @@ class RecommendationService:
         titled = partial(self._titled, model, result, user_id=user_id, k=k)
         return await anyio.to_thread.run_sync(titled)
 
-    async def similar(self, model: LoadedModel, *, movie_id: int, k: int) -> SimilarMoviesOut:
-        """Nearest movies by item factors (scoring threads), then titles (shared pool)."""
+    async def similar(self, model: LoadedModel, *, movie_id: int, k: int) -> bytes:
+        """Nearest movies by item factors (scoring threads), then titles (shared pool): the
+        JSON body in schemas.SimilarMoviesOut's shape and field order, built as a
+        computed /recommendations body is (the route's response_model documents it)."""
         score = partial(model.recommender.similar, movie_id, k=k)
         recs = await anyio.to_thread.run_sync(score, limiter=self.limiter)
         movie_ids = recs.movie_ids.tolist()
         info = await anyio.to_thread.run_sync(self.movies.get_many, movie_ids)
-        return SimilarMoviesOut(
-            movie_id=movie_id,
-            k=k,
-            model_version=model.version,
-            items=[ScoredMovieOut(**item) for item in scored_items(info, movie_ids, recs.scores.tolist())],
-        )
+        payload = {
+            "movie_id": movie_id,
+            "k": k,
+            "model_version": model.version,
+            "items": scored_items_json(info, movie_ids, recs.scores.tolist()),
+        }
+        return orjson.dumps(payload)

@@ -1,4 +1,5 @@
-"""The error responses each operation documents (FastAPI `responses=`), one place.
+"""The error responses each operation documents (FastAPI `responses=`), one place, and
+the one way a pre-serialised body is sent.
 
 The OpenAPI document must state every answer the server gives, with the body it
 gives: the contract test fuzzes the API against it (tests/integration/
@@ -9,12 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 
 from filmrec.serving.api_keys import HEADER
 from filmrec.serving.schemas import ErrorOut, ValidationErrorOut
 
 Responses = dict[int | str, dict[str, Any]]
+
+
+def json_response(body: bytes) -> Response:
+    """An answer whose body the service already serialised, sent as it is: no pydantic
+    re-validation (the route's response_model still documents it). The routes and the
+    hit fast path all answer with it, so all send the same headers."""
+    return Response(content=body, media_type="application/json")
 
 
 def error(status: int, description: str, **extra: Any) -> Responses:

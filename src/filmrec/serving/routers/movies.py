@@ -4,7 +4,7 @@ from functools import partial
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from filmrec.metadata.store import MovieInfo
 from filmrec.metadata.title_search import normalise_title
@@ -97,11 +97,11 @@ async def get_movie(movie_id: MovieId, movies: MoviesDep) -> MovieOut:
 )
 async def get_similar_movies(
     movie_id: MovieId, service: RecommendationsDep, model: ModelDep, k: TopK = 10
-) -> SimilarMoviesOut:
+) -> Response:
     """Movies closest to this one by cosine similarity of ALS item factors."""
     if not model.recommender.knows_item(movie_id):
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             detail=f"movie {movie_id} is not in model v{model.version} (unknown or never rated)",
         )
-    return await service.similar(model, movie_id=movie_id, k=k)
+    return responses.json_response(await service.similar(model, movie_id=movie_id, k=k))

@@ -103,10 +103,4 @@ async def get_recommendations(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"the genre and year filters need the metadata database: {error}",
         ) from error
-    return json_response(body)
-
-
-def json_response(body: bytes) -> Response:
-    """A /recommendations answer: the service's JSON bytes, sent as they are. The route
-    and the hit fast path both answer with it, so both send the same headers."""
-    return Response(content=body, media_type="application/json")
+    return responses.json_response(body)
