@@ -561,11 +561,26 @@ class NativeStack:
         """Start every service that is not running; return {service: started|running|reused}.
 
         With `streaming`, the continuous ingestion job too (Compose's `--profile streaming`).
+        A start that fails half-way stops what this call started, then raises: a caller
+        that gets no states back has nothing of this call's to stop (a CI run once left a
+        broker and Spark running after an Airflow port was taken).
         """
+        states: dict[str, str] = {}
+        try:
+            self._bring_up(states, streaming=streaming, log=log)
+        except (StackError, ServiceError):
+            started_now = [name for name, value in states.items() if value == "started"]
+            if started_now:
+                log(f"stopping what this start started: {', '.join(started_now)}")
+                self.down(only=started_now, log=log)
+            raise
+        return states
+
+    def _bring_up(self, states: dict[str, str], *, streaming: bool, log: Callable[[str], None]) -> None:
+        """up's steps, each service's state recorded in `states` as soon as it is known."""
         self.root.mkdir(parents=True, exist_ok=True)
         state = self._state()
         started: set[str] = set(state.get("services_started", []))
-        states: dict[str, str] = {}
 
         states |= self._services_up(started)
         for name in ("postgresql", "redis", "mlflow", "prometheus"):
@@ -613,7 +628,6 @@ class NativeStack:
         native_services._write_env(self.root / "stack.env", self.platform_env())
         native_services._write_env(self.root / "connections.env", self.connections_env())
         log(f"env files: {self.root / 'stack.env'}, {self.root / 'connections.env'}")
-        return states
 
     def _services_up(self, started: set[str]) -> dict[str, str]:
         """PostgreSQL, Redis, MLflow, Prometheus through native_services (var/services)."""
