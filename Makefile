@@ -72,10 +72,10 @@ test-unit: venv
 test-integration: jars
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-lint: venv  ## ruff (lint and format) and mypy over the product package
+lint: venv  ## ruff (lint and format), mypy over the product package and the dev tooling
 	$(VENV)/bin/ruff check src tests api airflow/dags spark devstack bench test-connections.py
 	$(VENV)/bin/ruff format --check src tests spark airflow/dags devstack bench
-	$(VENV)/bin/mypy src
+	$(VENV)/bin/mypy src devstack bench
 
 format: venv
 	$(VENV)/bin/ruff format src tests spark airflow/dags devstack bench

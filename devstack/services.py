@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from devstack import REPO
 from devstack.processes import (
@@ -39,6 +40,9 @@ from devstack.processes import (
     wait_ready,
 )
 from devstack.settings import dev_settings
+
+if TYPE_CHECKING:
+    import psycopg
 
 # (database, owner) pairs, as docker/postgres/initdb.d creates them for Compose.
 DATABASES = (("filmrec", "filmrec"), ("mlflow", "mlflow"), ("airflow", "airflow"))
@@ -116,7 +120,7 @@ class PostgresServer:
     def url(self, *, user: str, password: str, database: str, driver: str = "postgresql+psycopg") -> str:
         return f"{driver}://{user}:{password}@{HOST}:{self.port}/{database}"
 
-    def _admin_connect(self, database: str = "postgres"):  # type: ignore[no-untyped-def]
+    def _admin_connect(self, database: str = "postgres") -> psycopg.Connection[Any]:
         import psycopg
 
         # Through the Unix socket in the data dir, where initdb set trust for the superuser.

@@ -58,6 +58,8 @@ from devstack.services import ServiceError, http_ok
 from devstack.settings import dev_settings
 
 if TYPE_CHECKING:
+    from devstack.broker import BrokerLayout
+    from devstack.local_airflow import LocalAirflow
     from filmrec.config import Settings
 
 BUNDLED_DATA = REPO / "data" / "ml-latest-small"
@@ -300,7 +302,7 @@ class NativeStack:
 
     # --- Kafka and ZooKeeper --------------------------------------------------------
 
-    def kafka_layout(self):  # type: ignore[no-untyped-def]
+    def kafka_layout(self) -> BrokerLayout:
         from devstack import broker
 
         # A state dir of its own, so `down` never stops CI's `broker up` broker in var/kafka.
@@ -426,7 +428,7 @@ class NativeStack:
             "PYSPARK_PYTHON": sys.executable,
         }
 
-    def airflow(self):  # type: ignore[no-untyped-def]
+    def airflow(self) -> LocalAirflow:
         from devstack.local_airflow import LocalAirflow
 
         airflow_db = self.services.postgres.url(user="airflow", password="airflow", database="airflow")
