@@ -27,10 +27,10 @@ class HitCache:
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_entries < 0 or ttl_seconds < 0:
-            raise ValueError("max_entries and ttl_seconds must be >= 0")
+        if ttl_seconds < 0:
+            raise ValueError("ttl_seconds must be >= 0")
         self.ttl_seconds = ttl_seconds
-        self._lru = ExpiringLRU(max_entries=max_entries, clock=clock)
+        self._lru = ExpiringLRU(max_entries=max_entries, clock=clock)  # checks max_entries
 
     @property
     def max_entries(self) -> int:
