@@ -57,6 +57,8 @@ BROKER_JARS: tuple[MavenJar, ...] = (
             "kafka-group-coordinator-api",
             "kafka-transaction-coordinator",
             "kafka-tools-api",
+            # TopicCommand: kafka-topics in the Compose stand-in (docker/stand-ins/kafka).
+            "kafka-tools",
         )
     ),
     MavenJar("org.apache.zookeeper", "zookeeper", ZOOKEEPER_VERSION),
