@@ -9,7 +9,6 @@ import ast
 import base64
 import hashlib
 import http.server
-import importlib.util
 import json
 import socket
 import socketserver
@@ -18,27 +17,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any, ClassVar
 
 import pytest
 
-from tests.static.static_helpers import ROOT
+from tests.static.static_helpers import ROOT, load_connections_script
 
-
-def load_script() -> ModuleType:
-    # The file name has a hyphen, so it is loaded by path rather than imported.
-    spec = importlib.util.spec_from_file_location(
-        "test_connections_script_module", ROOT / "test-connections.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
-
-
-tc = load_script()
+tc = load_connections_script()
 
 
 def unused_port() -> int:
