@@ -67,6 +67,8 @@ T = TypeVar("T")
 DEFAULT_HOST = "localhost"
 DEFAULT_TIMEOUT_SECONDS = 5.0
 DEFAULT_INTERVAL_SECONDS = 5.0
+# Far above any answer the checks ask for (metadata of one topic, one row, INFO server).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 # Published port of each service: (variable in .env, default).
 PORTS: dict[str, tuple[str, int]] = {
@@ -233,6 +235,8 @@ def http_json(url: str, timeout: float, *, auth: tuple[str, str] | None = None) 
 
 def read_exactly(stream: BinaryIO, size: int) -> bytes:
     """`size` bytes from a socket's file, or CheckFailed when the server hangs up first."""
+    if not 0 <= size <= MAX_MESSAGE_BYTES:  # another protocol on this port, read as a length
+        raise CheckFailed(f"implausible message length {size}: is this service on this port?")
     data = stream.read(size)
     if len(data) != size:
         raise CheckFailed("the server closed the connection")
@@ -735,7 +739,9 @@ def check_api(config: Config) -> str:
                 (dep for dep in report.get("dependencies", []) if dep.get("name") == "model_registry"), {}
             )
             if registry.get("status") == "up":
-                raise NoModelYet(f"{MODEL_HINT} (the API is up; its model registry has no champion)")
+                raise NoModelYet(
+                    f"{MODEL_HINT} (the API and its model registry answer; no champion is loaded)"
+                )
             raise CheckFailed(
                 f"/ready: no model, model registry {registry.get('status', 'not reported')}"
                 f" ({registry.get('detail') or 'no detail'})"

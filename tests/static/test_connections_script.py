@@ -875,3 +875,29 @@ def test_postgres_checks_the_data_row(postgres_config: Any, monkeypatch: pytest.
 def test_pg_error_keeps_detail_and_hint() -> None:
     payload = pg_error_payload(S="ERROR", C="42P01", M="relation missing", D="the detail", H="the hint")
     assert tc.pg_error(payload) == "ERROR 42P01: relation missing (the detail; the hint)"
+
+
+class FakeSsh(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+        self.request.recv(1024)
+
+
+@pytest.mark.parametrize("service", ["kafka", "postgres"])
+def test_another_protocol_on_the_port_fails_clearly(service: str) -> None:
+    # An SSH server greets first: "SSH-" read as a message length is far beyond any answer.
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), FakeSsh)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port_variable = tc.PORTS[service][0]
+    values = {
+        "PLATFORM_HOST": "127.0.0.1",
+        port_variable: str(server.server_address[1]),
+        "APP_DB_PASSWORD": "x",
+    }
+    try:
+        result = tc.run_check(service, tc.Config.load(None, values))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.status == tc.FAIL
+    assert "implausible message length" in result.detail
