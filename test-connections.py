@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 T = TypeVar("T")
+S = TypeVar("S", bound="Session")
 
 DEFAULT_HOST = "localhost"
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -243,6 +244,21 @@ def read_exactly(stream: BinaryIO, size: int) -> bytes:
     return data
 
 
+class Session:
+    """A client's TCP connection and its buffered reader, closed together."""
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.conn = socket.create_connection(address, timeout)
+        self.stream = self.conn.makefile("rb")
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stream.close()
+        self.conn.close()
+
+
 class Cursor:
     """Big-endian fields read in order from one binary message (Kafka, PostgreSQL)."""
 
@@ -320,13 +336,10 @@ class KafkaMetadata:
     topics: dict[str, KafkaTopic]
 
 
-class KafkaConnection:
+class KafkaConnection(Session):
     """Requests over one socket to one broker (request header v1, response header v0)."""
 
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.stream = conn.makefile("rb")
-        self.correlation_id = 0
+    correlation_id = 0
 
     def request(self, api_key: int, api_version: int, body: bytes) -> Cursor:
         self.correlation_id += 1
@@ -481,12 +494,8 @@ def pg_error(payload: bytes) -> str:
     return text + (f" ({'; '.join(extras)})" if extras else "")
 
 
-class PostgresConnection:
+class PostgresConnection(Session):
     """One session: the startup and authentication exchange, then simple queries."""
-
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.stream = conn.makefile("rb")
 
     def send(self, kind: bytes, payload: bytes) -> None:
         self.conn.sendall(kind + struct.pack(">i", len(payload) + 4) + payload)
@@ -567,10 +576,8 @@ class RedisError(CheckFailed):
     """An error reply (-ERR, -NOAUTH, -WRONGPASS, ...)."""
 
 
-class RedisConnection:
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.stream = conn.makefile("rb")
+class RedisConnection(Session):
+    """Commands as RESP arrays of bulk strings; replies parsed whole."""
 
     def command(self, *args: str) -> Any:
         parts = [f"*{len(args)}\r\n".encode()]
@@ -614,8 +621,7 @@ def check_zookeeper(config: Config) -> str:
 
 def check_kafka(config: Config) -> str:
     topic = config.get("KAFKA_RATINGS_TOPIC", "ratings")
-    with socket.create_connection((config.host("kafka"), config.port("kafka")), config.timeout) as conn:
-        kafka = KafkaConnection(conn)
+    with KafkaConnection((config.host("kafka"), config.port("kafka")), config.timeout) as kafka:
         supported = kafka.api_versions().get(KAFKA_API_METADATA)
         if supported is None or not supported[0] <= KAFKA_METADATA_VERSION <= supported[1]:
             versions = f"v{supported[0]}-v{supported[1]}" if supported else "none"
@@ -634,8 +640,7 @@ def check_kafka(config: Config) -> str:
 def postgres_select_one(config: Config, *, user: str, password: str, database: str) -> None:
     """Log in to one database and check that `SELECT 1` returns the row (1)."""
     address = (config.host("postgres"), config.port("postgres"))
-    with socket.create_connection(address, config.timeout) as conn:
-        session = PostgresConnection(conn)
+    with PostgresConnection(address, config.timeout) as session:
         session.start(user=user, password=password, database=database)
         rows = session.query("SELECT 1")
         session.close()
@@ -662,8 +667,7 @@ def check_postgres(config: Config) -> str:
 
 def check_redis(config: Config) -> str:
     password = config.get("REDIS_PASSWORD")
-    with socket.create_connection((config.host("redis"), config.port("redis")), config.timeout) as conn:
-        redis = RedisConnection(conn)
+    with RedisConnection((config.host("redis"), config.port("redis")), config.timeout) as redis:
         try:
             if password:
                 redis.command("AUTH", password)

@@ -254,10 +254,8 @@ def test_kafka_missing_topic_fails_and_is_not_created(kafka_bootstrap: str) -> N
 
 
 def test_kafka_api_versions_offer_metadata_v4(kafka_bootstrap: str) -> None:
-    import socket
-
     host, _, port = kafka_bootstrap.split(",")[0].rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=10) as conn:
-        versions = tc.KafkaConnection(conn).api_versions()
+    with tc.KafkaConnection((host, int(port)), 10) as kafka:
+        versions = kafka.api_versions()
     low, high = versions[tc.KAFKA_API_METADATA]
     assert low <= tc.KAFKA_METADATA_VERSION <= high
