@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -22,6 +24,7 @@ from tests.conftest import require
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+CONNECTIONS_SCRIPT = ROOT / "test-connections.py"
 
 # $$ (a literal $), ${...} or $NAME, as in the Compose specification.
 _VARIABLE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
@@ -158,3 +161,16 @@ def require_tool(name: str) -> str:
     require(found is not None, f"{name} is not installed")
     assert found is not None
     return found
+
+
+def load_connections_script() -> ModuleType:
+    """test-connections.py as a module, loaded once per session (its name has a hyphen)."""
+    name = "test_connections_script_module"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, CONNECTIONS_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
