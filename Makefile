@@ -14,7 +14,7 @@ DATA_ARGS := $(if $(RATINGS),--ratings $(RATINGS)) $(if $(MOVIES),--movies $(MOV
 
 .PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench clean \
 	kafka-up kafka-down kafka-status topics replay ingest ingest-stream stack-up stack-down stack-status stack-bootstrap \
-	api-requirements
+	api-requirements compose-up compose-bootstrap compose-down compose-test
 
 KAFKA_MODE ?= kraft
 
@@ -63,8 +63,9 @@ train: jars
 serve: venv
 	$(PY) -m filmrec serve
 
+# The Compose platform's own test (tests/compose, `make compose-test`) is not part of it.
 test: jars
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not compose" $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest -m "unit or static" $(PYTEST_ARGS)
@@ -120,6 +121,24 @@ stack-bootstrap: stack-up  ## make stack-bootstrap USERS=100: load MovieLens, tr
 
 api-requirements: venv  ## re-lock api/requirements.txt from pyproject.toml (pip-compile)
 	$(PY) -m devstack.api_requirements
+
+# --- The Docker Compose platform (docs/compose.md) -------------------------------------
+# scripts/compose.sh picks the engine: this machine's Docker (24+, Compose 2.20+) as it
+# is, else a private one with stand-in images (docker/stand-ins), never a system Docker.
+COMPOSE := scripts/compose.sh
+compose-up:  ## ./init.sh (build, start, wait healthy), then compose-bootstrap: ends serving a champion
+	$(COMPOSE) --run ./init.sh
+	$(MAKE) compose-bootstrap
+
+compose-bootstrap:  ## load MovieLens and train through Airflow's REST API [SEARCH=quick]
+	$(PYTHON) scripts/compose-bootstrap.py $(if $(SEARCH),--search $(SEARCH))
+
+compose-down:  ## stop the platform [VOLUMES=1: and remove its volumes]; stops a private engine too
+	$(COMPOSE) down $(if $(filter 1,$(VOLUMES)),--volumes)
+	$(COMPOSE) --stop-engine
+
+compose-test: venv  ## the user's path, end to end, on the real Compose file (tests/compose)
+	$(PY) -m pytest -m compose tests/compose $(PYTEST_ARGS)
 
 bench: jars
 	$(PY) -m bench $(BENCH_ARGS)

@@ -139,6 +139,8 @@ function Initialize-EnvFile {
         }
     }
     # Docker Desktop maps bind-mount ownership itself; the images' default uid is right.
+    # Services the run leaves out on purpose (as init.sh does), for test-connections.py.
+    Set-EnvValue 'FILMREC_NOT_STARTED' $(if ($env:FILMREC_NOT_STARTED) { $env:FILMREC_NOT_STARTED } else { '' })
     if ($created -or -not (Get-EnvValue 'AIRFLOW_UID')) { Set-EnvValue 'AIRFLOW_UID' '50000' }
 }
 
