@@ -168,6 +168,7 @@ case "${1:-}" in
     bin) shim_dir ;;
     docker)
         shift
+        # shellcheck disable=SC2016  # $0 and $@ are the inner shell's
         in_root /bin/sh -c 'cd "$0" && exec /usr/bin/docker -H "unix://'"${SOCKET_IN_ROOT}"'" "$@"' "$PWD" "$@"
         ;;
     *)

@@ -171,7 +171,8 @@ def test_mlflow_has_a_champion(platform: Platform) -> None:
 
 
 def mlflow_auth(platform: Platform) -> dict[str, str]:
-    user, password = platform.env.get("MLFLOW_TRACKING_USERNAME"), platform.env.get("MLFLOW_TRACKING_PASSWORD")
+    user = platform.env.get("MLFLOW_TRACKING_USERNAME")
+    password = platform.env.get("MLFLOW_TRACKING_PASSWORD")
     if not (user and password):
         return {}
     import base64
@@ -243,9 +244,11 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     context.route(
         "**/*",
-        lambda route: route.continue_()
-        if route.request.url.startswith(("http://127.0.0.1:", "http://localhost:", "data:", "blob:"))
-        else route.abort(),
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(("http://127.0.0.1:", "http://localhost:", "data:", "blob:"))
+            else route.abort()
+        ),
     )
     tab = context.new_page()
     tab.set_default_timeout(WAIT_MS)
