@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from bench.peer_models import per_user_split
+from bench.provenance import write_results
 from filmrec.training.evaluation import user_metrics
 
 PEERS_VENV = Path(".venv-peers")
@@ -196,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             s["filmrec_vs_best_peer"] >= 1.0 for s in splits
         ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(args.out, report)
     for split in splits:
         print(f"split seed {split['seed']}:")
         for name, row in split["models"].items():
