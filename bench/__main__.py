@@ -270,10 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--outages",
         action="store_true",
-        help="stop and restart the real Redis, PostgreSQL and MLflow (scripts/services.sh up) under load",
+        help="under load: stop the real Redis, PostgreSQL and MLflow (scripts/services.sh up), and hang "
+        "each dependency behind a TCP proxy (--outage-kinds)",
     )
     parser.add_argument(
         "--outage-seconds", type=int, default=60, help="load run per outage (down for a quarter)"
+    )
+    parser.add_argument(
+        "--outage-kinds",
+        default="stop,hang",
+        help="stop: the native servers stopped and restarted; hang: each of Redis, PostgreSQL, MLflow "
+        "and Kafka behind a proxy that stops forwarding (bench/hangs.py)",
     )
     parser.add_argument("--outage-rate", type=float, default=200.0, help="requests/s offered during outages")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
@@ -351,8 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.outages:
         sections["outages"] = lambda: run_outages(
-            env, user_ids, seconds=args.outage_seconds, rate=args.outage_rate, workers=workers[0]
-        )
+            env, user_ids, movie_ids, seconds=args.outage_seconds, rate=args.outage_rate, workers=workers[0],
+            kinds=tuple(kind for kind in args.outage_kinds.split(",") if kind),
+        )  # fmt: skip
     results["extra"] = {}
     for name, run in sections.items():
         section = {"skipped": "--skip"} if name in args.skip else run_section(name, run)

@@ -13,7 +13,6 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -620,32 +619,12 @@ def _titles_into(database_url: str) -> int:
         store.engine.dispose()
 
 
-def _wait_ready(base_url: str, *, timeout: float) -> float | None:
-    """Seconds until /ready answers 200 (every dependency back), or None."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
-                return round(time.monotonic() - start, 2)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return None
+def serve_bench_champion_on(root: Path) -> dict[str, Any]:
+    """The bench's champion (under `root`) registered on the native MLflow server, under a
+    model name of its own, and the bundled titles in the native PostgreSQL.
 
-
-def run_outages(
-    settings_env: dict[str, str],
-    user_ids: list[int],
-    *,
-    seconds: int,
-    rate: float,
-    workers: int = 1,
-) -> dict[str, Any]:
-    """Stop and restart the real Redis, PostgreSQL and MLflow servers (devstack/services.py)
-    while wrk loads /recommendations: 5xx (must be 0), degraded answers, seconds to recovery.
-
-    The API runs against those servers with the bench's champion registered on the MLflow
-    server under a model name of its own, and the bundled titles in PostgreSQL.
+    Returns {"env": the API's environment against the native services, "services": their
+    URLs, "summary": what was set up}, or {"skipped": why} when they are not running.
     """
     from bench.realtime import _register
     from bench.training import bench_settings
@@ -653,12 +632,11 @@ def run_outages(
     from filmrec.config import get_settings
     from filmrec.serving.model_holder import load_champion
 
-    stack = Stack.from_env()
-    status = stack.status()
+    status = Stack.from_env().status()
     if not all(status[name] for name in ("postgresql", "redis", "mlflow")):
         return {"skipped": f"scripts/services.sh up first (running: {status})"}
-    services = stack.env()
-    local = bench_settings(Path(settings_env["FILMREC_VAR_DIR"]).parent, get_settings().jars_dir)
+    services = Stack.from_env().env()
+    local = bench_settings(root, get_settings().jars_dir)
     champion = load_champion(local)
     model_name = f"filmrec-bench-outages-{uuid.uuid4().hex[:8]}"
     remote = local.model_copy(
@@ -666,68 +644,92 @@ def run_outages(
     )
     version = _register(remote, champion.recommender)
     titles = _titles_into(services["DATABASE_URL"])
-    env = settings_env | {
+    env = {
+        "FILMREC_VAR_DIR": str(local.var_dir),
+        "LAKEHOUSE_PATH": str(local.lakehouse_path),
         "DATABASE_URL": services["DATABASE_URL"],
         "REDIS_URL": services["REDIS_URL"],
         "MLFLOW_TRACKING_URI": services["MLFLOW_TRACKING_URI"],
         "MODEL_NAME": model_name,
         "MODEL_POLL_SECONDS": "1",
         "CACHE_RETRY_SECONDS": "1",
-        "API_WORKERS": str(workers),
     }
-    controls: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
-        "redis": (stack.redis.stop, stack.redis.start),
-        "postgresql": (stack.postgres.stop, stack.postgres.start),
-        # Last: the MLflow server's own store is in PostgreSQL, so it is down during that outage too.
-        "mlflow": (stack.mlflow.stop, stack.mlflow.start),
-    }
-    server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True, workers=workers)
+    summary = {"model": f"{model_name} v{version}", "titles_loaded": titles}
+    return {"env": env, "services": services, "summary": summary}
+
+
+def run_outages(
+    settings_env: dict[str, str],
+    user_ids: list[int],
+    movie_ids: list[int],
+    *,
+    seconds: int,
+    rate: float,
+    workers: int = 1,
+    kinds: tuple[str, ...] = ("stop", "hang"),
+) -> dict[str, Any]:
+    """Dependencies that fail under load, offered `rate` requests/s open loop (vegeta):
+
+    - "stop": the real Redis, PostgreSQL and MLflow servers stopped and restarted
+      (devstack/services.py);
+    - "hang": each of Redis, PostgreSQL, MLflow and Kafka behind a proxy that stops
+      forwarding without closing (bench/hangs.py).
+
+    For each: 5xx (reads: must be 0), degraded answers, p99 against the configured
+    timeouts, seconds to recovery. The API runs against those servers with the bench's
+    champion registered on the MLflow server, and the bundled titles in PostgreSQL.
+    """
+    from bench.hangs import Fault, faulted_run, request_wait_bound_seconds, run_hangs
+    from devstack.services import Stack
+    from filmrec.config import Settings
+
+    served = serve_bench_champion_on(Path(settings_env["FILMREC_VAR_DIR"]).parent)
+    if "skipped" in served:
+        return served
+    env = settings_env | served["env"] | {"API_WORKERS": str(workers)}
     results: dict[str, Any] = {
         "workers": workers,
-        "model": f"{model_name} v{version}",
-        "titles_loaded": titles,
+        **served["summary"],
         "offered_requests_per_second": rate,
+        "generator": "vegeta, open loop (bench/open_loop.py)",
     }
-    try:
-        wait_until_up(f"{server.base_url}/ready")
-        measure("warm-up", server.base_url, "/recommendations/{id}", user_ids, seconds=2)
-        for name, (stop, start) in controls.items():
-            outcome: list[tuple[LoadResult, int, int]] = []
-
-            def loaded(into: list[tuple[LoadResult, int, int]] = outcome) -> None:
-                into.append(_counting_run(server.base_url, user_ids, seconds=seconds, rate=rate))
-
-            load = threading.Thread(target=loaded, daemon=True)
-            load.start()
-            time.sleep(seconds / 4)
-            stop()
-            down_at = time.monotonic()
-            time.sleep(seconds / 4)
-            start()
-            restarted_after = round(time.monotonic() - down_at, 2)
-            recovery = _wait_ready(server.base_url, timeout=120)
-            load.join()
-            row, server_errors, degraded = outcome[0]
-            results[name] = {
-                "down_seconds": restarted_after,
-                "requests": row.requests,
-                "server_errors_5xx": server_errors,
-                "server_errors_target_met": server_errors == 0,
-                "failed_requests": row.errors,
-                "error_kinds": row.error_kinds,
-                "degraded_answers": degraded,
-                "seconds_from_restart_to_ready": recovery,
-                "p99_ms": row.p99_ms,
-            }
-            log.info("outage %s: %s", name, results[name])
-    finally:
-        server.stop()
-        # Whatever happened, the services are left running, as they were found.
-        for running, start_again in (
-            (stack.postgres.running, stack.postgres.start),
-            (stack.redis.running, stack.redis.start),
-            (stack.mlflow.running, stack.mlflow.start),
-        ):
-            if not running():
-                start_again()
+    if "stop" in kinds:
+        stack = Stack.from_env()
+        bound = request_wait_bound_seconds(Settings.model_validate(env | {"_env_file": None}))
+        faults = [
+            Fault("stop", "redis", stack.redis.stop, stack.redis.start),
+            Fault("stop", "postgresql", stack.postgres.stop, stack.postgres.start),
+            # Last: the MLflow server's own store is in PostgreSQL, so it is down during that outage too.
+            Fault("stop", "mlflow", stack.mlflow.stop, stack.mlflow.start),
+        ]
+        server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True, workers=workers)
+        try:
+            wait_until_up(f"{server.base_url}/ready")
+            measure("warm-up", server.base_url, "/recommendations/{id}", user_ids, seconds=2)
+            for fault in faults:
+                results[fault.dependency] = faulted_run(
+                    server.base_url,
+                    fault,
+                    user_ids,
+                    movie_ids,
+                    seconds=seconds,
+                    rate=rate,
+                    bound_seconds=bound,
+                )
+                log.info("outage %s: %s", fault.dependency, results[fault.dependency])
+        finally:
+            server.stop()
+            # Whatever happened, the services are left running, as they were found.
+            for running, start_again in (
+                (stack.postgres.running, stack.postgres.start),
+                (stack.redis.running, stack.redis.start),
+                (stack.mlflow.running, stack.mlflow.start),
+            ):
+                if not running():
+                    start_again()
+    if "hang" in kinds:
+        results["hangs"] = run_hangs(
+            env, served["services"], user_ids, movie_ids, seconds=seconds, rate=rate, workers=workers,
+            scratch=Path(settings_env["FILMREC_VAR_DIR"]) / "bench-hangs",
+        )  # fmt: skip
     return results

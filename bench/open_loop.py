@@ -50,6 +50,8 @@ class OpenLoopResult:
     max_ms: float
     server_errors_5xx: int = 0
     degraded: int = 0
+    # Per HTTP method: requests, 2xx answers, 5xx answers (reads and writes degrade apart).
+    by_method: dict[str, dict[str, int]] = field(default_factory=dict)
     # What failed, by kind: status_<code>, timeout, connect, transport.
     error_kinds: dict[str, int] = field(default_factory=dict)
 
@@ -110,6 +112,7 @@ def read_results(
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
     ok = server_errors = degraded = 0
+    by_method: dict[str, Counter[str]] = {}
     first_sent: float | None = None
     last_answer: float | None = None
     for line in lines:
@@ -123,12 +126,16 @@ def read_results(
         answered_at = sent_at + latency_ns / 1e9
         last_answer = answered_at if last_answer is None else max(last_answer, answered_at)
         kind = _error_kind(code, record.get("error") or "")
+        method = by_method.setdefault(record.get("method") or "GET", Counter())
+        method["requests"] += 1
         if kind:
             kinds[kind] += 1
         else:
             ok += 1
+            method["ok"] += 1
         if code >= 500:
             server_errors += 1
+            method["5xx"] += 1
         if code == 200 and record.get("body") and DEGRADED_MARKER in base64.b64decode(record["body"]):
             degraded += 1
     span = last_answer - first_sent if first_sent is not None and last_answer is not None else 0.0
@@ -140,21 +147,53 @@ def read_results(
         p50_ms=round(_percentile(ordered, 0.50), 3), p99_ms=round(_percentile(ordered, 0.99), 3),
         max_ms=round(ordered[-1] if ordered else 0.0, 3), server_errors_5xx=server_errors,
         degraded=degraded, error_kinds=dict(sorted(kinds.items())),
+        by_method={
+            name: {key: counts[key] for key in ("requests", "ok", "5xx")}
+            for name, counts in sorted(by_method.items())
+        },
     )  # fmt: skip
 
 
-def targets_text(base_url: str, paths: list[str], *, seed: int = 0) -> str:
-    """vegeta's http target format, in a seeded random order (it sends them round robin)."""
+@dataclass(frozen=True)
+class Write:
+    """A POST sent among the GETs: `body` to `path` with `headers`, every `every`-th request."""
+
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    every: int = 20
+
+
+def targets_text(
+    base_url: str,
+    paths: list[str],
+    *,
+    seed: int = 0,
+    write: Write | None = None,
+    body_file: Path | None = None,
+) -> str:
+    """vegeta's http target format, in a seeded random order (it sends them round robin);
+    with `write`, one POST (body read from `body_file`) after every `write.every - 1` GETs."""
     shuffled = list(paths)
     random.Random(seed).shuffle(shuffled)
-    return "\n\n".join(f"GET {base_url}{path}" for path in shuffled) + "\n"
+    targets = [f"GET {base_url}{path}" for path in shuffled]
+    if write is not None:
+        header_lines = "".join(f"\n{name}: {value}" for name, value in write.headers.items())
+        post = f"POST {base_url}{write.path}{header_lines}\n@{body_file}"
+        step = max(1, write.every - 1)
+        with_posts: list[str] = []
+        for start in range(0, len(targets), step):
+            with_posts += [*targets[start : start + step], post]
+        targets = with_posts
+    return "\n\n".join(targets) + "\n"
 
 
 def attack(
     name: str, base_url: str, paths: list[str], *, rate: float, seconds: float,
-    timeout_seconds: float = 30.0, read_bodies: bool = False,
+    timeout_seconds: float = 30.0, read_bodies: bool = False, write: Write | None = None,
 ) -> OpenLoopResult:  # fmt: skip
-    """`rate` requests/s to `base_url + path` (paths in turn) for `seconds`, open loop.
+    """`rate` requests/s to `base_url + path` (paths in turn, with `write` among them) for
+    `seconds`, open loop.
 
     `read_bodies` keeps each answer's body to count degraded ones (costly at high rates).
     A request unanswered after `timeout_seconds` is a timeout error.
@@ -165,7 +204,10 @@ def attack(
     per_second = max(1, round(rate))
     with tempfile.TemporaryDirectory(prefix="filmrec-vegeta-") as scratch:
         targets, results = Path(scratch) / "targets.txt", Path(scratch) / "results.bin"
-        targets.write_text(targets_text(base_url, paths))
+        body_file = Path(scratch) / "body.json"
+        if write is not None:
+            body_file.write_bytes(write.body)
+        targets.write_text(targets_text(base_url, paths, write=write, body_file=body_file))
         with results.open("wb") as out:
             subprocess.run(
                 [str(vegeta), "attack", f"-rate={per_second}/1s", f"-duration={seconds:g}s",
