@@ -1,10 +1,12 @@
 """`make bench`: measure, print, and write bench/results/latest.json.
 
 Sections: training (wall time and quality on the bundled MovieLens), the API
-(/recommendations, cache hit and model, against the bare yardstick: the fastest plain
-FastAPI route serving the same bytes, in alternating rounds of the same run, same
-load generator, same server settings, for 1 and 2 worker processes), and the
-optional sections other parts of the platform provide. Opt-in: --soak MINUTES,
+(/recommendations, cache hit and model, each against its like serving the same bytes:
+the hit path against a raw ASGI app, the model path against the fastest plain FastAPI
+route; in alternating rounds of the same run, same load generator, same server
+settings, for 1 and 2 worker processes; the model path also for a champion of every
+movie rated 3 times; the hit path's p99 at half of its peak, offered open loop), and
+the optional sections other parts of the platform provide. Opt-in: --soak MINUTES,
 --swap (a model swap under load), --outages. A section that cannot run here says so
 and why ("skipped"); a section that raises is "crashed" and fails the run (exit 1),
 whatever the others measured. A load run with any failed request publishes no
@@ -212,6 +214,8 @@ def _print_summary(results: dict[str, Any]) -> None:
     for name, section in results.get("extra", {}).items():
         if "crashed" in section:
             print(f"{name}: CRASHED ({section['crashed']})")
+        elif name == "outages" and "skipped" not in section:
+            _print_outages(section)
         elif name == "realtime" and "skipped" not in section:
             _print_realtime(section)
         else:
@@ -231,6 +235,26 @@ def _print_paced(paced: dict[str, Any]) -> None:
             f" p50 {hit['p50_ms']:.2f} ms, p99 {hit['p99_ms']:.2f} ms"
             f" (target < {paced['p99_target_ms']:g} ms at the held rate: {verdict});"
             f" raw bare at the same rate: p99 {bare['p99_ms']:.2f} ms"
+        )
+
+
+def _print_outages(section: dict[str, Any]) -> None:
+    print(f"outages ({section['offered_requests_per_second']:g} req/s offered, {section['generator']}):")
+    faults = [("stop", name, section.get(name)) for name in ("redis", "postgresql", "mlflow")]
+    hangs = section.get("hangs", {})
+    if "skipped" in hangs:
+        print(f"  hangs: skipped ({hangs['skipped']})")
+    else:
+        faults += [("hang", name, hangs.get(name)) for name in ("redis", "postgresql", "mlflow", "kafka")]
+    for kind, name, row in faults:
+        if row is None:
+            continue
+        print(
+            f"  {kind} {name:<10} {'MET' if row['target_met'] else 'NOT MET'}: reads 5xx {row['reads_5xx']},"
+            f" writes 5xx {row['writes_5xx']}, unanswered {row['unanswered']},"
+            f" degraded {row['degraded_answers']},"
+            f" p99 {row['p99_ms']:.0f} ms (bound {row['p99_bound_ms']:g}), ready"
+            f" {row['seconds_from_end_of_fault_to_ready']} s after"
         )
 
 
