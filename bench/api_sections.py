@@ -679,10 +679,15 @@ def run_outages(
     timeouts, seconds to recovery. The API runs against those servers with the bench's
     champion registered on the MLflow server, and the bundled titles in PostgreSQL.
     """
+    from bench.go_tools import ToolUnavailable, tool
     from bench.hangs import Fault, faulted_run, request_wait_bound_seconds, run_hangs
     from devstack.services import Stack
     from filmrec.config import Settings
 
+    try:
+        tool("vegeta")  # built before the first fault, not in the middle of one
+    except ToolUnavailable as error:
+        return {"skipped": str(error)}
     served = serve_bench_champion_on(Path(settings_env["FILMREC_VAR_DIR"]).parent)
     if "skipped" in served:
         return served
@@ -728,8 +733,11 @@ def run_outages(
                 if not running():
                     start_again()
     if "hang" in kinds:
-        results["hangs"] = run_hangs(
-            env, served["services"], user_ids, movie_ids, seconds=seconds, rate=rate, workers=workers,
-            scratch=Path(settings_env["FILMREC_VAR_DIR"]) / "bench-hangs",
-        )  # fmt: skip
+        try:
+            results["hangs"] = run_hangs(
+                env, served["services"], user_ids, movie_ids, seconds=seconds, rate=rate, workers=workers,
+                scratch=Path(settings_env["FILMREC_VAR_DIR"]) / "bench-hangs",
+            )  # fmt: skip
+        except ToolUnavailable as error:  # no Go here: the stops are still reported
+            results["hangs"] = {"skipped": str(error)}
     return results

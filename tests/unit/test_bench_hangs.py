@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from bench.hangs import rating_write, request_wait_bound_seconds, through, upstream_of, verdict
 from bench.open_loop import OpenLoopResult, targets_text
 from filmrec.config import Settings
@@ -83,3 +87,17 @@ def test_the_load_sends_one_rating_in_twenty_requests() -> None:
     targets = text.strip().split("\n\n")
     assert len(targets) == 40 and sum(t.startswith("POST http://h/ratings") for t in targets) == 2
     assert "X-API-Key: demo" in text and b'"rating": 4.0' in write.body
+
+
+def test_a_tool_that_cannot_be_built_here_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without Go, the section that needs vegeta or toxiproxy is skipped with this reason."""
+    from bench import go_tools
+
+    monkeypatch.setenv("FILMREC_TOOLS_DIR", str(tmp_path))
+    monkeypatch.setattr(go_tools, "go_binary", lambda: None)
+    with pytest.raises(go_tools.ToolUnavailable, match="Go is needed to build"):
+        go_tools.tool("toxiproxy")
+    built = go_tools.TOOLS["vegeta"].directory(tmp_path) / "vegeta"
+    built.parent.mkdir(parents=True)
+    built.write_text("")
+    assert go_tools.tool("vegeta") == built  # built once, then reused
