@@ -680,9 +680,8 @@ def run_outages(
     champion registered on the MLflow server, and the bundled titles in PostgreSQL.
     """
     from bench.go_tools import ToolUnavailable, tool
-    from bench.hangs import Fault, faulted_run, request_wait_bound_seconds, run_hangs
+    from bench.hangs import Fault, api_settings, faulted_run, request_wait_bound_seconds, run_hangs
     from devstack.services import Stack
-    from filmrec.config import Settings
 
     try:
         tool("vegeta")  # built before the first fault, not in the middle of one
@@ -700,7 +699,7 @@ def run_outages(
     }
     if "stop" in kinds:
         stack = Stack.from_env()
-        bound = request_wait_bound_seconds(Settings.model_validate(env | {"_env_file": None}))
+        bound = request_wait_bound_seconds(api_settings(env))
         faults = [
             Fault("stop", "redis", stack.redis.stop, stack.redis.start),
             Fault("stop", "postgresql", stack.postgres.stop, stack.postgres.start),

@@ -42,6 +42,7 @@ import httpx
 
 from bench.open_loop import OpenLoopResult, Write, attack
 from devstack.processes import free_port
+from filmrec.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,12 @@ def through(url: str, listen: str) -> str:
 def upstream_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}"
+
+
+def api_settings(env: dict[str, str]) -> Settings:
+    """The Settings the API under test reads: this environment with `env` on top (as
+    ServerProcess starts it)."""
+    return Settings(**env)  # type: ignore[arg-type]
 
 
 def request_wait_bound_seconds(settings: Any) -> float:
@@ -261,7 +268,6 @@ def run_hangs(
     """
     from bench.go_tools import tool
     from bench.http_load import SERVED_APP, ServerProcess, measure, wait_until_up
-    from filmrec.config import Settings
     from filmrec.ingestion.topics import ensure_topic
 
     proxies = Toxiproxy(tool("toxiproxy"))
@@ -285,7 +291,7 @@ def run_hangs(
                 "FILMREC_RATE_LIMIT": "1000000/minute",
                 "API_WORKERS": str(workers),
             }
-            settings = Settings.model_validate(env | {"_env_file": None})
+            settings = api_settings(env)
             ensure_topic(settings.model_copy(update={"kafka_bootstrap_servers": kafka, "kafka_topic": topic}))
             bound = request_wait_bound_seconds(settings)
             server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True, workers=workers)
