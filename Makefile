@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 # make demo RATINGS=path/to/ratings.csv MOVIES=path/to/movies.csv API_PORT=8001
 DATA_ARGS := $(if $(RATINGS),--ratings $(RATINGS)) $(if $(MOVIES),--movies $(MOVIES)) $(if $(LINKS),--links $(LINKS))
 
-.PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench clean \
+.PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench bench-tools clean \
 	kafka-up kafka-down kafka-status topics replay ingest ingest-stream stack-up stack-down stack-status stack-bootstrap \
 	api-requirements compose-up compose-bootstrap compose-down compose-test
 
@@ -142,6 +142,9 @@ compose-test: venv  ## the user's path, end to end, on the real Compose file (te
 
 bench: jars
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-tools: venv  ## build the bench's Go tools (vegeta, toxiproxy; Go >= 1.23) now, not on first use
+	$(PY) -m bench.go_tools
 
 clean:
 	rm -rf var lakehouse/*/ lakehouse/_* .pytest_cache

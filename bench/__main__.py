@@ -1,13 +1,16 @@
 """`make bench`: measure, print, and write bench/results/latest.json.
 
 Sections: training (wall time and quality on the bundled MovieLens), the API
-(/recommendations, cache hit and model, against the bare yardstick: the fastest plain
-FastAPI route serving the same bytes, in alternating rounds of the same run, same
-load generator, same server settings, for 1 and 2 worker processes), and the
-optional sections other parts of the platform provide. Opt-in: --soak MINUTES,
---swap (a model swap under load). A section that cannot run here is recorded with
-the reason, never silently left out; a load run with any failed request publishes
-no requests/s.
+(/recommendations, cache hit and model, each against its like serving the same bytes:
+the hit path against a raw ASGI app, the model path against the fastest plain FastAPI
+route; in alternating rounds of the same run, same load generator, same server
+settings, for 1 and 2 worker processes; the model path also for a champion of every
+movie rated 3 times; the hit path's p99 at half of its peak, offered open loop), and
+the optional sections other parts of the platform provide. Opt-in: --soak MINUTES,
+--swap (a model swap under load), --outages. A section that cannot run here says so
+and why ("skipped"); a section that raises is "crashed" and fails the run (exit 1),
+whatever the others measured. A load run with any failed request publishes no
+requests/s. Every results file starts with its provenance (bench/provenance.py).
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ import argparse
 import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.api_sections import run_api_bench, run_outages, run_soak, run_swap
+from bench.provenance import provenance, write_results
 from bench.training import bench_settings, run_training_bench
 from filmrec.config import get_settings
 from filmrec.data.movielens import MovieLensFiles, find_bundled_dir
@@ -36,11 +38,23 @@ def _streaming(settings: Any, files: MovieLensFiles) -> dict[str, Any]:
     return bench_streaming(files.ratings, settings=settings)
 
 
-def _realtime(settings: Any, files: MovieLensFiles, params: dict[str, Any]) -> dict[str, Any]:
-    """Fold-in quality on held-out users and event-to-visibility time (a real broker and API)."""
-    from bench.realtime import run_realtime_bench
+def _realtime(settings: Any, files: MovieLensFiles, training: dict[str, Any]) -> dict[str, Any]:
+    """Fold-in quality on held-out users and event-to-visibility time (a real broker and API).
 
-    return run_realtime_bench(settings, files, params)
+    Fold-in is ALS's: the ALS parameters the training section's search chose, whichever
+    family won, else the default search's ALS start point (training skipped)."""
+    from bench.realtime import run_realtime_bench
+    from filmrec.training.params import DEFAULT_SEARCH
+
+    als = training.get("families", {}).get("als", {}).get("best_params")
+    return run_realtime_bench(settings, files, als or DEFAULT_SEARCH.als_start[0].model_dump())
+
+
+def _served_ease_params(training: dict[str, Any]) -> dict[str, Any] | None:
+    """The champion's EASE parameters when EASE won (the catalogue variant keeps them)."""
+    if training.get("chosen_family") == "ease":
+        return dict(training["chosen_params"])
+    return None
 
 
 def _airflow() -> dict[str, Any]:
@@ -74,11 +88,35 @@ def _scale() -> dict[str, Any]:
     return dict(json.loads(Path("bench/results/scale.json").read_text()))
 
 
-def _optional(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+log = logging.getLogger("bench")
+
+
+def run_section(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The section's results; if it raises, "crashed" with the error (never "skipped").
+
+    "skipped" is a section's own verdict that it cannot run here (a missing service),
+    returned, not raised. An exception is a bench or product fault: the other sections
+    still run and are written, and the run fails (crashed_sections).
+    """
     try:
         return run()
-    except Exception as error:  # a section that cannot run is reported, not hidden
-        return {"skipped": f"{type(error).__name__}: {error}"[:500], "section": name}
+    except Exception as error:
+        log.exception("section %s crashed", name)
+        return {"crashed": f"{type(error).__name__}: {error}"[:500], "section": name}
+
+
+def crashed_sections(results: dict[str, Any]) -> list[str]:
+    """The names of the sections that crashed, training and the API included."""
+    sections = {"training": results.get("training", {}), "api": results.get("api", {})}
+    sections |= results.get("extra", {})
+    return [name for name, section in sections.items() if "crashed" in section]
+
+
+def exit_code(results: dict[str, Any]) -> int:
+    """1 when a section crashed or the training quality target was missed, else 0."""
+    if crashed_sections(results):
+        return 1
+    return 0 if results["training"].get("quality_target_met", True) else 1
 
 
 SUMMARY_METRICS = (
@@ -122,12 +160,16 @@ def _print_training(training: dict[str, Any]) -> None:
 def _print_summary(results: dict[str, Any]) -> None:
     training = results["training"]
     print("\n=== filmrec benchmark ===")
-    if "skipped" in training:
+    if "crashed" in training:
+        print(f"training: CRASHED ({training['crashed']})")
+    elif "skipped" in training:
         print(f"training: skipped ({training['skipped']})")
     else:
         _print_training(training)
     api = results["api"]
-    if "skipped" in api:
+    if "crashed" in api:
+        print(f"API: CRASHED ({api['crashed']})")
+    elif "skipped" in api:
         print(f"API: skipped ({api['skipped']})")
     else:
         print(
@@ -138,12 +180,16 @@ def _print_summary(results: dict[str, Any]) -> None:
             if "skipped" in section:
                 print(f"  {workers} worker(s): skipped ({section['skipped']})")
                 continue
-            served = section["served_model"]
-            print(
-                f"  {workers} worker(s), {section['body_bytes']}-byte bodies, model {served['name']} "
-                f"v{served['version']} ({served['n_users']} users, {served['n_items']} movies scored):"
+            models = section.get("served_models", {"model": section["served_model"]})
+            served = ", ".join(
+                f"{row}: {m['name']} v{m['version']} ({m['n_users']} users, {m['n_items']} movies scored)"
+                for row, m in models.items()
             )
-            for key in ("bare", "cache_hit", "model"):
+            print(f"  {workers} worker(s), {section['body_bytes']}-byte bodies; {served}")
+            targets = section.get("targets", {})
+            for key in ("raw_bare", "bare", "cache_hit", "model", "model_min3"):
+                if key not in section:
+                    continue
                 row = section[key]
                 rate = row["requests_per_second"]
                 shown = f"{rate:>8.1f} req/s" if rate is not None else "  FAILED (errors: no result)"
@@ -153,28 +199,63 @@ def _print_summary(results: dict[str, Any]) -> None:
                     else f"failed({r['errors']})"
                     for r in row["rounds"]
                 )
+                verdict = ""
+                if key in targets:
+                    target = targets[key]
+                    verdict = f"  x{target['ratio']} of {target['yardstick']}"
+                    if target["target"] is not None:
+                        met = "met" if target["target_met"] else "NOT met"
+                        verdict += f" (target >= {target['target']}: {met})"
                 print(
-                    f"    {row['name']:<30} {shown}  p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms"
-                    f"  spread {row.get('spread_pct')}%  x{section['ratio_vs_bare'].get(key, 1.0)} of bare"
-                    f"  rounds [{rounds}]"
+                    f"    {row['name']:<50} {shown}  p50 {row['p50_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms"
+                    f"  spread {row.get('spread_pct')}%{verdict}  rounds [{rounds}]"
                 )
-            paced = section.get("cache_hit_at_half_peak", {})
-            if "skipped" in paced:
-                print(f"    cache hit at half of its peak: skipped ({paced['skipped']})")
-            elif paced:
-                hit, bare = paced["cache_hit"], paced["bare"]
-                verdict = "met" if paced["p99_target_met"] else "NOT met"
-                print(
-                    f"    cache hit at half of its peak ({paced['offered_requests_per_second']} req/s):"
-                    f" achieved {hit['requests_per_second'] or 'FAILED'}, p50 {hit['p50_ms']:.2f} ms,"
-                    f" p99 {hit['p99_ms']:.2f} ms (target < {paced['p99_target_ms']:g} ms: {verdict});"
-                    f" bare at the same rate: p99 {bare['p99_ms']:.2f} ms"
-                )
+            _print_paced(section.get("cache_hit_at_half_peak", {}))
     for name, section in results.get("extra", {}).items():
-        if name == "realtime" and "skipped" not in section:
+        if "crashed" in section:
+            print(f"{name}: CRASHED ({section['crashed']})")
+        elif name == "outages" and "skipped" not in section:
+            _print_outages(section)
+        elif name == "realtime" and "skipped" not in section:
             _print_realtime(section)
         else:
             print(f"{name}: {json.dumps(section)[:400]}")
+
+
+def _print_paced(paced: dict[str, Any]) -> None:
+    if "skipped" in paced:
+        print(f"    cache hit at half of its peak: skipped ({paced['skipped']})")
+    elif paced:
+        hit, bare = paced["cache_hit"], paced["raw_bare"]
+        verdict = "met" if paced["p99_target_met"] else "NOT met"
+        print(
+            f"    cache hit at half of its peak, {paced['generator']}: offered "
+            f"{paced['offered_requests_per_second']} req/s, achieved {hit['achieved_requests_per_second']}"
+            f" ({'held' if paced['rate_held'] else 'NOT held'}: {paced['rate_rule']}),"
+            f" p50 {hit['p50_ms']:.2f} ms, p99 {hit['p99_ms']:.2f} ms"
+            f" (target < {paced['p99_target_ms']:g} ms at the held rate: {verdict});"
+            f" raw bare at the same rate: p99 {bare['p99_ms']:.2f} ms"
+        )
+
+
+def _print_outages(section: dict[str, Any]) -> None:
+    print(f"outages ({section['offered_requests_per_second']:g} req/s offered, {section['generator']}):")
+    faults = [("stop", name, section.get(name)) for name in ("redis", "postgresql", "mlflow")]
+    hangs = section.get("hangs", {})
+    if "skipped" in hangs:
+        print(f"  hangs: skipped ({hangs['skipped']})")
+    else:
+        faults += [("hang", name, hangs.get(name)) for name in ("redis", "postgresql", "mlflow", "kafka")]
+    for kind, name, row in faults:
+        if row is None:
+            continue
+        print(
+            f"  {kind} {name:<10} {'MET' if row['target_met'] else 'NOT MET'}: reads 5xx {row['reads_5xx']},"
+            f" writes 5xx {row['writes_5xx']}, unanswered {row['unanswered']},"
+            f" degraded {row['degraded_answers']},"
+            f" p99 {row['p99_ms']:.0f} ms (bound {row['p99_bound_ms']:g}), ready"
+            f" {row['seconds_from_end_of_fault_to_ready']} s after"
+        )
 
 
 def _print_realtime(section: dict[str, Any]) -> None:
@@ -213,10 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--outages",
         action="store_true",
-        help="stop and restart the real Redis, PostgreSQL and MLflow (scripts/services.sh up) under load",
+        help="under load: stop the real Redis, PostgreSQL and MLflow (scripts/services.sh up), and hang "
+        "each dependency behind a TCP proxy (--outage-kinds)",
     )
     parser.add_argument(
         "--outage-seconds", type=int, default=60, help="load run per outage (down for a quarter)"
+    )
+    parser.add_argument(
+        "--outage-kinds",
+        default="stop,hang",
+        help="stop: the native servers stopped and restarted; hang: each of Redis, PostgreSQL, MLflow "
+        "and Kafka behind a proxy that stops forwarding (bench/hangs.py)",
     )
     parser.add_argument("--outage-rate", type=float, default=200.0, help="requests/s offered during outages")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
@@ -236,19 +324,12 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = bench_settings(args.root.resolve(), get_settings().jars_dir)
     files = MovieLensFiles.in_directory(find_bundled_dir())
-    results: dict[str, Any] = {
-        "started_at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-    }
+    results: dict[str, Any] = {"provenance": provenance()}
     start = time.perf_counter()
     if "training" in args.skip:
         results["training"] = {"skipped": "--skip: the champion already under --root is served"}
     else:
-        results["training"] = run_training_bench(settings, files)
+        results["training"] = run_section("training", lambda: run_training_bench(settings, files))
     env = {
         "FILMREC_VAR_DIR": str(settings.var_dir),
         "LAKEHOUSE_PATH": str(settings.lakehouse_path),
@@ -268,10 +349,16 @@ def main(argv: list[str] | None = None) -> int:
     workers = [int(count) for count in args.api_workers.split(",") if count.strip()]
     sections: dict[str, Callable[[], dict[str, Any]]] = {
         "api": lambda: run_api_bench(
-            env, user_ids, seconds=args.seconds, rounds=args.rounds, workers=workers, scratch=scratch
+            env,
+            user_ids,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            workers=workers,
+            scratch=scratch,
+            ease_params=_served_ease_params(results["training"]),
         ),
         "streaming": lambda: _streaming(settings, files),
-        "realtime": lambda: _realtime(settings, files, results["training"]["chosen_params"]),
+        "realtime": lambda: _realtime(settings, files, results["training"]),
         "airflow": _airflow,
         "peers": _peers,
         "blas": _blas,
@@ -295,24 +382,26 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.outages:
         sections["outages"] = lambda: run_outages(
-            env, user_ids, seconds=args.outage_seconds, rate=args.outage_rate, workers=workers[0]
-        )
+            env, user_ids, movie_ids, seconds=args.outage_seconds, rate=args.outage_rate, workers=workers[0],
+            kinds=tuple(kind for kind in args.outage_kinds.split(",") if kind),
+        )  # fmt: skip
     results["extra"] = {}
     for name, run in sections.items():
-        section = {"skipped": "--skip"} if name in args.skip else _optional(name, run)
+        section = {"skipped": "--skip"} if name in args.skip else run_section(name, run)
         if name == "api":
             results["api"] = section
         else:
             results["extra"][name] = section
         if name in ("soak", "outages") or name.startswith("swap_"):
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            (args.out.parent / f"{name}.json").write_text(json.dumps(section, indent=2, default=str) + "\n")
+            write_results(args.out.parent / f"{name}.json", {"provenance": results["provenance"]} | section)
     results["total_seconds"] = round(time.perf_counter() - start, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_results(args.out, results)
     _print_summary(results)
     print(f"\nresults written to {args.out}")
-    return 0 if results["training"].get("quality_target_met", True) else 1
+    crashed = crashed_sections(results)
+    if crashed:
+        print(f"FAILED: section(s) crashed: {', '.join(crashed)}")
+    return exit_code(results)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import write_results
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "native": {"env": {"OPENBLAS_NUM_THREADS": str(os.cpu_count() or 1)}, "java_options": ""},
     "native-1-thread": {"env": {"OPENBLAS_NUM_THREADS": "1"}, "java_options": ""},
@@ -86,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
         report[name] = json.loads(line.removeprefix("RESULT "))
         print(name, report[name], flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(args.out, report)
     return 0
 
 

@@ -354,10 +354,8 @@ def run_realtime_bench(
 def main(argv: list[str] | None = None) -> int:
     """The section on its own: `python -m bench.realtime` (make bench runs it too)."""
     import argparse
-    import os
-    import platform
-    from datetime import UTC, datetime
 
+    from bench.provenance import write_results
     from bench.training import bench_settings
     from filmrec.config import get_settings
     from filmrec.data.movielens import find_bundled_dir
@@ -379,19 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         probes=args.probes,
         background_rate=args.background_rate,
     )
-    report = {
-        "started_at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "command": "python -m bench.realtime",
-        **result,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(json.dumps(report, indent=2, default=str))
+    write_results(args.out, result)
+    print(json.dumps(result, indent=2, default=str))
     return 0 if result["fold_in_quality"]["target_met"] and result["event_to_visibility"]["target_met"] else 1
 
 

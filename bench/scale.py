@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.provenance import write_results
+
 SIZES = (100_000, 1_000_000, 10_000_000)
 RATINGS_PER_USER = 150
 MOVIES = 10_000
@@ -232,8 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             ten_million and ten_million["delta_to_registered_seconds"] < TARGET_SECONDS_AT_10M
         ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_results(args.out, report)
     plot(rows, args.plot)
     print(f"results written to {args.out}, plot {args.plot}")
     return 0

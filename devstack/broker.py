@@ -162,6 +162,9 @@ class BrokerLayout:
     port: int = 9092
     controller_port: int = 9093
     zookeeper_port: int = 2181
+    # The port clients are told to connect to, when not `port`: a TCP proxy in front
+    # of the broker (bench/hangs.py), so that every connection goes through it.
+    advertised_port: int | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -243,6 +246,7 @@ def _write_configs(layout: BrokerLayout, mode: Mode) -> None:
     (layout.root / "config").mkdir(parents=True, exist_ok=True)
     (layout.root / "config" / "log4j.properties").write_text(LOG4J_PROPERTIES)
     listener = f"PLAINTEXT://{layout.host}:{layout.port}"
+    advertised = f"PLAINTEXT://{layout.host}:{layout.advertised_port or layout.port}"
     if mode is Mode.KRAFT:
         controller = f"{layout.host}:{layout.controller_port}"
         broker = f"""\
@@ -250,7 +254,7 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{controller}
 listeners={listener},CONTROLLER://{controller}
-advertised.listeners={listener}
+advertised.listeners={advertised}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -262,7 +266,7 @@ broker.id=0
 zookeeper.connect={layout.host}:{layout.zookeeper_port}
 zookeeper.connection.timeout.ms=18000
 listeners={listener}
-advertised.listeners={listener}
+advertised.listeners={advertised}
 log.dirs={layout.data_dir("zk-broker")}
 """
         _write_zookeeper_config(layout)

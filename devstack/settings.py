@@ -41,6 +41,9 @@ class DevSettings(BaseSettings):
     stream_cores: int = Field(default=1, ge=1, alias="RATINGS_STREAM_CORES")
     model_poll_seconds: str = Field(default="5", alias="MODEL_POLL_SECONDS")
 
+    # Load generators and proxies the bench builds with Go (bench/go_tools.py).
+    tools_dir: Path = Field(default=REPO / "var" / "tools", alias="FILMREC_TOOLS_DIR")
+
     # The JVM the broker runs on (else `java` on PATH).
     java_home: Path | None = Field(default=None, alias="JAVA_HOME")
 
