@@ -23,6 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
+IMAGES = ROOT / "docs" / "images"
+API_PLOT = IMAGES / "bench-api.png"
+SOAK_PLOT = IMAGES / "bench-soak.png"
 README = ROOT / "README.md"
 README_START = "<!-- headline-figures:start (make docs renders this table from bench/results) -->"
 README_END = "<!-- headline-figures:end -->"
@@ -279,6 +282,9 @@ def api_section(source: Source) -> list[str]:
             rows,
         ),
         "",
+        f"![Requests per second by API workers: bare route, cache hit, model path ({source.name})]"
+        f"(images/{API_PLOT.name})",
+        "",
         source_line(source, "api"),
     ]
 
@@ -342,7 +348,10 @@ def reliability_section(sources: Sequence[Source]) -> list[str]:
             ]
         )
     if soak_rows:
+        plotted = ", ".join(f"`{s.name}`" for s in sources if not skipped(s.data["extra"].get("soak")))
         lines += [
+            f"![p99 latency per soak window ({plotted})](images/{SOAK_PLOT.name})",
+            "",
             "**Soak**: the mix "
             + next(
                 s.data["extra"]["soak"]["mix"] for s in sources if not skipped(s.data["extra"].get("soak"))
@@ -606,6 +615,51 @@ def rendered(results: Path = RESULTS) -> dict[Path, str]:
     }
 
 
+def write_plots(results: Path = RESULTS) -> list[Path]:
+    """The PNG figures docs/benchmarks.md shows, drawn from the same results (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources = load_sources(results)
+    latest = sources["latest.json"]
+    IMAGES.mkdir(parents=True, exist_ok=True)
+
+    by_workers = sorted(latest.data["api"]["by_workers"].items(), key=lambda item: int(item[0]))
+    figure, axes = plt.subplots(figsize=(7, 3.8))
+    width = 0.25
+    for offset, (path, label) in enumerate(
+        [("bare", "bare FastAPI route"), ("cache_hit", "cache hit"), ("model", "model path (cache off)")]
+    ):
+        xs = [index + (offset - 1) * width for index in range(len(by_workers))]
+        axes.bar(xs, [run[path]["requests_per_second"] for _, run in by_workers], width, label=label)
+    axes.set_xticks(range(len(by_workers)), [f"{workers} worker(s)" for workers, _ in by_workers])
+    axes.set_ylabel("requests/s (median of rounds)")
+    axes.set_title(f"GET /recommendations against a bare route ({latest.name})", fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(API_PLOT, dpi=110)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(figsize=(7, 3.8))
+    for source in [latest, *(s for name, s in sources.items() if name.endswith("/latest.json"))]:
+        soak = source.data["extra"].get("soak")
+        if skipped(soak):
+            continue
+        windows = soak["windows"]
+        minutes = [(index + 1) * window["seconds"] / 60 for index, window in enumerate(windows)]
+        axes.plot(minutes, [window["p99_ms"] for window in windows], marker=".", label=source.name)
+    axes.set_xlabel("minutes into the soak")
+    axes.set_ylabel("p99 per window (ms)")
+    axes.set_title("Soak: p99 latency per measurement window", fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(SOAK_PLOT, dpi=110)
+    plt.close(figure)
+    return [API_PLOT, SOAK_PLOT]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.render_docs", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -620,6 +674,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path.relative_to(ROOT)}")
+    if not args.check:
+        for plot in write_plots():
+            print(f"wrote {plot.relative_to(ROOT)}")
     if stale:
         print(f"out of date with bench/results (run make docs): {', '.join(stale)}", file=sys.stderr)
         return 1
