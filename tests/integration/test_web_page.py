@@ -11,7 +11,6 @@ are also written to docs/images/ (off by default, so a test run leaves the tree 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import uuid
@@ -25,13 +24,9 @@ from devstack.processes import free_port
 from filmrec.ingestion.topics import ensure_topic
 from filmrec.serving.app import create_app
 from tests.conftest import require
-from tests.integration.service_helpers import REPO, ServerThread, make_settings
+from tests.integration.service_helpers import ServerThread, make_settings, save_screenshot
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = REPO / "var" / "screenshots"
-DOC_IMAGES = REPO / "docs" / "images"
-# Screenshot name -> the docs image it becomes (the model is trained_root's: make demo's).
-DOC_SCREENSHOTS = {"new-visitor": "web-page.png"}
 # Playwright's own timeouts: bounds on waiting for the page, not measurements.
 WAIT_MS = 30_000
 
@@ -101,14 +96,6 @@ def page(browser: Any, request: pytest.FixtureRequest, console_errors: list[str]
     assert console_errors == [], f"{request.node.name} left console errors: {console_errors}"
 
 
-def shoot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    if os.environ.get("FILMREC_SCREENSHOTS") == "1" and name in DOC_SCREENSHOTS:
-        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOC_IMAGES / DOC_SCREENSHOTS[name]), full_page=True)
-
-
 def movie_ids(page: Any, list_id: str) -> list[int]:
     return [
         int(value)
@@ -152,7 +139,7 @@ def test_a_new_visitor_searches_rates_five_and_gets_fold_in(page: Any, api_url: 
     for reason in reasons.all_inner_texts():
         assert reason.removeprefix("Because you rated ") in rated_titles, (reason, rated_titles)
     expect(page.locator("#message")).to_be_hidden()
-    shoot(page, "new-visitor")
+    save_screenshot(page, "new-visitor")
 
 
 def test_a_known_user_opens_similar_movies(page: Any, api_url: str) -> None:
@@ -169,11 +156,11 @@ def test_a_known_user_opens_similar_movies(page: Any, api_url: str) -> None:
     expect(page.locator("#similar-heading")).to_have_text(f"Similar to {title}")
     expect(page.locator("#similar li")).to_have_count(10)
     expect(page.locator("#similar-heading")).to_be_focused()  # keyboard users land on the answer
-    shoot(page, "known-user-similar")
+    save_screenshot(page, "known-user-similar")
     # Phone width: everything wraps, nothing needs a sideways scroll.
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    shoot(page, "phone")
+    save_screenshot(page, "phone")
 
 
 @pytest.mark.parametrize(
@@ -219,7 +206,7 @@ def test_the_docs_list_the_operations_without_internet(page: Any, api_url: str) 
     assert {"/movies", "/recommendations/{user_id}", "/ratings", "/model"} <= {
         p.replace("\u200b", "") for p in paths
     }
-    shoot(page, "docs")
+    save_screenshot(page, "docs")
     page.goto(f"{api_url}/redoc")
     expect(page.get_by_role("heading", name="filmrec").first).to_be_visible()
     expect(page.get_by_text("Search titles").first).to_be_attached()
