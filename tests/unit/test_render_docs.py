@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.render_docs import NOT_RECORDED, ROOT, Source
+from bench.render_docs import NOT_RECORDED, ROOT, Source, table
 
 PATH = ROOT / "bench" / "results" / "example.json"
 
@@ -28,3 +28,8 @@ def test_a_file_without_provenance_shows_what_it_has_and_not_recorded_for_the_re
     assert shown["date"] == "2026-12-02 21:34 UTC" and shown["cores"] == "2" and shown["python"] == "3.11.7"
     assert {shown[key] for key in ("commit", "cpu_model", "memory_gib", "java", "command")} == {NOT_RECORDED}
     assert set(Source(PATH, {}).provenance().values()) == {NOT_RECORDED}
+
+
+def test_a_pipe_in_a_recorded_value_stays_in_its_cell() -> None:
+    rows = table(["command"], [["a | b"]])
+    assert rows[-1] == "| a \\| b |"
