@@ -12,19 +12,21 @@ export PYTHONUNBUFFERED := 1
 # make demo RATINGS=path/to/ratings.csv MOVIES=path/to/movies.csv API_PORT=8001
 DATA_ARGS := $(if $(RATINGS),--ratings $(RATINGS)) $(if $(MOVIES),--movies $(MOVIES)) $(if $(LINKS),--links $(LINKS))
 
-.PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench bench-tools clean \
+.PHONY: help venv jars demo load train serve test test-unit test-integration lint format bench bench-tools docs clean \
 	kafka-up kafka-down kafka-status topics replay ingest ingest-stream stack-up stack-down stack-status stack-bootstrap \
 	api-requirements compose-up compose-bootstrap compose-down compose-test
 
 KAFKA_MODE ?= kraft
 
 help:
-	@echo "make demo    load MovieLens -> Delta, train ALS on Spark, register in MLflow, serve the API"
-	@echo "make test    run the whole test suite (unit + integration, real Spark/Delta/MLflow)"
+	@echo "make demo    load MovieLens -> Delta, train the model (EASE or ALS, by search) on Spark, register in MLflow, serve the API"
+	@echo "make test    run the whole test suite (unit + static + integration, real Spark/Delta/MLflow)"
 	@echo "make bench   measure training time, model quality and API throughput"
+	@echo "make docs    render docs/benchmarks.md and the README's figures from bench/results"
 	@echo "make load | train | serve | lint | clean"
 
 $(STAMP): pyproject.toml
+	@scripts/check-python.sh $(PYTHON)
 	@scripts/check-java.sh
 	@echo "==> creating $(VENV) and installing filmrec with all extras (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
@@ -63,14 +65,18 @@ train: jars
 serve: venv
 	$(PY) -m filmrec serve
 
-# The Compose platform's own test (tests/compose, `make compose-test`) is not part of it.
+# One line before pytest names the services and packages the integration tests will not
+# find (they skip on a developer machine, fail under CI=true). The Compose platform's own
+# test (tests/compose, `make compose-test`) is not part of it.
 test: jars
+	@scripts/check-test-services.sh
 	$(PY) -m pytest -m "not compose" $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest -m "unit or static" $(PYTEST_ARGS)
 
 test-integration: jars
+	@scripts/check-test-services.sh
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 lint: venv  ## ruff (lint and format), mypy over the product package and the dev tooling
@@ -145,6 +151,9 @@ bench: jars
 
 bench-tools: venv  ## build the bench's Go tools (vegeta, toxiproxy; Go >= 1.23) now, not on first use
 	$(PY) -m bench.go_tools
+
+docs: venv  ## docs/benchmarks.md and the README's headline table from bench/results/*.json
+	$(PY) -m bench.render_docs
 
 clean:
 	rm -rf var lakehouse/*/ lakehouse/_* .pytest_cache

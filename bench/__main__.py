@@ -124,7 +124,7 @@ SUMMARY_METRICS = (
     "precision_at_10",
     "recall_at_10",
     "map_at_10",
-    "coverage",
+    "scored_coverage_at_10",
     "catalogue_coverage_at_10",
     "novelty_mean_popularity_rank",
     "genre_diversity_at_10",

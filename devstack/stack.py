@@ -882,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="which services run, and whether the stack started them")
     sub.add_parser("env", help="print the platform environment (eval it in a shell)")
-    boot = sub.add_parser("bootstrap", help="load MovieLens and train ALS on the standalone cluster")
+    boot = sub.add_parser("bootstrap", help="load MovieLens and train the model on the standalone cluster")
     boot.add_argument("--users", type=int, default=None, help="only the first N users (faster)")
     boot.add_argument(
         "--search", default="quick", help="the training search: default or quick (default quick)"

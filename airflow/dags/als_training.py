@@ -1,5 +1,8 @@
 """
-### ALS training: new ratings → Spark ALS → MLflow champion → serving
+### Training: new ratings → the model search (EASE or ALS) on Spark → MLflow champion → serving
+
+The DAG id keeps the platform design's word, `als_training`; what it trains is the
+platform's one model, of whichever family (EASE or ALS) the search chooses.
 
 Daily, and on demand from the UI ("Trigger DAG", with parameters) or the CLI
 (`airflow dags trigger als_training`). Steps:
@@ -45,6 +48,7 @@ CHECK = "check_new_data"
 
 @dag(
     dag_id="als_training",
+    description="Trains the platform's model: searches EASE and ALS on Spark, registers the better in MLflow",
     schedule="@daily",  # midnight UTC; triggers on demand come from the UI or CLI
     start_date=datetime(2025, 1, 1, tzinfo=UTC),
     catchup=False,

@@ -229,6 +229,15 @@ def cmd_api_key(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
+def cmd_registry(_args: argparse.Namespace, settings: Settings) -> int:
+    """`registry migrate`: a registry made under the former names, brought to the current ones."""
+    from filmrec.model.registry import migrate_registry, registry_client
+
+    done = migrate_registry(registry_client(settings), settings)
+    print("\n".join(done) if done else "nothing to migrate")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Here, not at the top: both load numpy (see main).
     from filmrec.data import synthetic
@@ -277,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     api_key.add_argument("action", choices=["new", "hash"])
     api_key.add_argument("name", nargs="?", default="client", help="the key's name in FILMREC_API_KEYS")
     api_key.set_defaults(func=cmd_api_key)
+    registry = sub.add_parser(
+        "registry", help="migrate: rename a registry's filmrec-als model, experiment and coverage tags"
+    )
+    registry.add_argument("action", choices=["migrate"])
+    registry.set_defaults(func=cmd_registry)
     return parser
 
 

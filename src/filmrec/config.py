@@ -104,8 +104,11 @@ class Settings(BaseSettings):
     api_url: str | None = Field(default=None, alias="API_URL")
 
     # MLflow.
-    mlflow_experiment: str = Field(default="filmrec-als", alias="MLFLOW_EXPERIMENT_NAME")
-    model_name: str = Field(default="filmrec-als", alias="MODEL_NAME")
+    # The platform's one model, whichever family (ALS or EASE) the search chose: the
+    # family is each version's `model_family` tag. Registries made under the former
+    # name `filmrec-als`: `python -m filmrec registry migrate` (docs/operations.md).
+    mlflow_experiment: str = Field(default="filmrec", alias="MLFLOW_EXPERIMENT_NAME")
+    model_name: str = Field(default="filmrec", alias="MODEL_NAME")
     champion_alias: str = Field(default="champion", alias="MODEL_ALIAS")
 
     # Serving.

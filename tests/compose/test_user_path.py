@@ -161,7 +161,7 @@ def test_init_brings_every_service_to_healthy(platform: Platform) -> None:
 
 
 def test_mlflow_has_a_champion(platform: Platform) -> None:
-    name = platform.env.get("MODEL_NAME") or "filmrec-als"
+    name = platform.env.get("MODEL_NAME") or "filmrec"
     status, body = http(
         platform.url("mlflow", f"/api/2.0/mlflow/registered-models/alias?name={name}&alias=champion"),
         headers=mlflow_auth(platform),

@@ -27,6 +27,23 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "data" / "ml-latest-small"
 
 
+SCREENSHOTS = REPO / "var" / "screenshots"
+DOC_IMAGES = REPO / "docs" / "images"
+# Screenshot name -> the docs image it becomes (the page's model is trained_root's, the
+# one `make demo` trains). Written only with FILMREC_SCREENSHOTS=1: a test run leaves
+# the tree clean.
+DOC_SCREENSHOTS = {"new-visitor": "web-page.png", "airflow-home": "airflow-home.png"}
+
+
+def save_screenshot(page: Any, name: str) -> None:
+    """A Playwright page's full screenshot in var/screenshots/ (and docs/images/, above)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if os.environ.get("FILMREC_SCREENSHOTS") == "1" and name in DOC_SCREENSHOTS:
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOC_IMAGES / DOC_SCREENSHOTS[name]), full_page=True)
+
+
 # The embedded default's API key (no FILMREC_API_KEYS configured): POST /ratings needs it.
 DEMO_KEY = {"X-API-Key": "demo"}
 

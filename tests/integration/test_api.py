@@ -93,7 +93,7 @@ def test_similar_movies(client: TestClient) -> None:
 
 def test_model_health_ready_and_metrics(client: TestClient) -> None:
     model = client.get("/model").json()
-    assert model["name"] == "filmrec-als" and model["version"]
+    assert model["name"] == "filmrec" and model["version"]
     assert model["run_id"] and model["loaded_at"] and "ndcg_at_10" in model["metrics"]
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")

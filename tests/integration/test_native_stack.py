@@ -32,6 +32,7 @@ import httpx
 import pytest
 
 from tests.conftest import require
+from tests.integration.service_helpers import save_screenshot
 
 REPO = Path(__file__).resolve().parents[2]
 SLICE_USERS = 100
@@ -189,7 +190,6 @@ def test_test_connections_reports_all_healthy_but_grafana(
 # The home page's health section: one badge per component, in the UI's English titles
 # (airflow/ui i18n dashboard.json, health.*), each with "Status: Healthy" in its tooltip.
 AIRFLOW_COMPONENTS = ("MetaDatabase", "Scheduler", "Triggerer", "Dag Processor")
-SCREENSHOTS = REPO / "var" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -232,8 +232,7 @@ def test_the_airflow_home_page_shows_every_component_healthy(stack: Any) -> None
                 expect(tooltip).to_contain_text("Status: Healthy")
                 page.mouse.move(0, 0)  # close it: the next badge's tooltip must be the only one
                 expect(tooltip).to_have_count(0)
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "airflow-home.png"), full_page=True)
+            save_screenshot(page, "airflow-home")
         finally:
             browser.close()
     assert all(health.get(name, {}).get("status") == "healthy" for name in health), health

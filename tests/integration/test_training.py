@@ -86,7 +86,7 @@ def test_the_job_logs_registers_and_promotes(trained_root: Path) -> None:
     assert champion.tags["eval_protocol"] == PROTOCOL_VERSION
     assert float(champion.tags["ndcg_at_10"]) > float(champion.tags["baseline_popularity_ndcg_at_10"])
     run = client.get_run(champion.run_id)
-    for metric in ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "coverage",
+    for metric in ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "scored_coverage_at_10",
                    "baseline_popularity_ndcg_at_10", "seconds_total"):  # fmt: skip
         assert metric in run.data.metrics
     assert run.data.params["data_version"] == champion.tags["data_version"]

@@ -84,3 +84,20 @@ def test_dashboard_provider_points_at_the_mounted_directory() -> None:
     grafana = load_compose(filled_env(env_example()))["services"]["grafana"]
     assert ("./grafana/dashboards", path) in service_mounts(grafana)
     assert ("./grafana/provisioning", "/etc/grafana/provisioning") in service_mounts(grafana)
+
+
+def test_panels_of_offline_metrics_name_both_coverages() -> None:
+    """Two definitions, two names (docs/models.md#coverage): the panels say which is which."""
+    from filmrec.serving.metrics import OFFLINE_METRICS
+
+    coverages = [name for name in OFFLINE_METRICS if "coverage" in name]
+    assert sorted(coverages) == ["catalogue_coverage_at_10", "scored_coverage_at_10"]
+    panels = [
+        panel
+        for path in dashboard_files()
+        for panel in iter_panels(json.loads(path.read_text())["panels"])
+        if any("filmrec_model_metric" in target.get("expr", "") for target in panel.get("targets", []))
+    ]
+    assert panels
+    for panel in panels:
+        assert all(name in panel.get("description", "") for name in coverages), panel["title"]

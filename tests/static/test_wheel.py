@@ -50,5 +50,5 @@ def test_the_wheel_has_every_stage_and_its_package_data(wheel_names: list[str]) 
     assert "filmrec/metadata/migrations/script.py.mako" in wheel_names
     assert any(name.startswith("filmrec/metadata/migrations/versions/0001") for name in wheel_names)
     # The web page at GET / is read from the installed package.
-    for asset in ("index.html", "app.js", "style.css"):
+    for asset in ("index.html", "app.js", "style.css", "icon.svg"):
         assert f"filmrec/serving/web/{asset}" in wheel_names, asset

@@ -135,6 +135,7 @@ def app(
         run_id=None,
         metrics={},
         created_at=None,
+        family="ease",
     )
     service = RecommendationService(
         cache=InProcessCache(),
@@ -252,6 +253,7 @@ def test_no_model_answers_503(app: FastAPI, client: TestClient) -> None:
 def test_model_info(client: TestClient) -> None:
     body = client.get("/model").json()
     assert body["name"] == "tiny" and body["version"] == "7" and body["n_items"] == 12
+    assert body["family"] == "ease"
 
 
 # -- filters and explanations ---------------------------------------------------------

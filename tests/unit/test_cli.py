@@ -11,7 +11,9 @@ import pytest
 from filmrec.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", ["load", "sync-movies", "train", "serve", "demo", "generate", "jars"])
+@pytest.mark.parametrize(
+    "command", ["load", "sync-movies", "train", "serve", "demo", "generate", "jars", "registry"]
+)
 def test_every_subcommand_answers_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])

@@ -177,7 +177,7 @@ def api_serving() -> Iterator[tuple[str, dict[str, str]]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps({"name": "filmrec-als", "version": state["version"]}).encode()
+            body = json.dumps({"name": "filmrec", "version": state["version"]}).encode()
             self.send_response(200 if self.path == "/model" else 404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()

@@ -21,7 +21,7 @@ def test_user_metrics_by_hand() -> None:
     assert average_precision == pytest.approx((1 / 1 + 2 / 3) / 3)
 
 
-def test_evaluate_excludes_train_items_and_counts_coverage() -> None:
+def test_evaluate_excludes_train_items_and_counts_scored_coverage() -> None:
     # One user, three items; the model prefers item 1 but the user rated it in train.
     model = assemble(
         ratings=pd.DataFrame({"user_id": [1], "movie_id": [1], "rating": [5.0]}),
@@ -35,5 +35,5 @@ def test_evaluate_excludes_train_items_and_counts_coverage() -> None:
     metrics = evaluate(model, train=train, test=test, k=1)
     assert metrics.ndcg_at_k == pytest.approx(1.0)
     assert metrics.precision_at_k == pytest.approx(1.0)
-    assert metrics.coverage == pytest.approx(1 / 3)
+    assert metrics.scored_coverage == pytest.approx(1 / 3)
     assert metrics.as_mlflow()["ndcg_at_1"] == pytest.approx(1.0)

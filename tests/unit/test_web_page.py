@@ -25,7 +25,7 @@ def test_the_page_and_its_assets_are_served_and_local(client: TestClient) -> Non
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assets = re.findall(r'(?:src|href)="(/web/[^"]+)"', page.text)
-    assert set(assets) == {"/web/app.js", "/web/style.css"}
+    assert set(assets) == {"/web/app.js", "/web/style.css", "/web/icon.svg"}
     for body in [page.text, *(client.get(asset).text for asset in assets)]:
         assert not EXTERNAL.search(body)
     assert (
@@ -33,6 +33,12 @@ def test_the_page_and_its_assets_are_served_and_local(client: TestClient) -> Non
         .headers["content-type"]
         .startswith(("text/javascript", "application/javascript"))
     )
+
+
+def test_the_icon_is_served_where_browsers_look_for_it(client: TestClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    assert icon.content == client.get("/web/icon.svg").content
 
 
 def test_every_control_has_a_label(client: TestClient) -> None:
@@ -59,4 +65,4 @@ def test_the_page_is_package_data() -> None:
     import filmrec.serving
 
     web = Path(filmrec.serving.__file__).parent / "web"
-    assert {path.name for path in web.iterdir()} >= {"index.html", "app.js", "style.css"}
+    assert {path.name for path in web.iterdir()} >= {"index.html", "app.js", "style.css", "icon.svg"}

@@ -21,6 +21,16 @@ log = logging.getLogger(__name__)
 PROMOTION_METRIC = "ndcg_at_10"
 TAG_PROTOCOL = "eval_protocol"
 TAG_DATA_VERSION = "data_version"
+TAG_MODEL_FAMILY = "model_family"
+
+# Names registries made before the platform's model had one name (see migrate_registry).
+FORMER_MODEL_NAME = "filmrec-als"
+FORMER_EXPERIMENT_NAME = "filmrec-als"
+# Version tags renamed: the coverage over the model's scored movies had the bare name.
+RENAMED_TAGS = {
+    "coverage": "scored_coverage_at_10",
+    "baseline_popularity_coverage": "baseline_popularity_scored_coverage_at_10",
+}
 
 
 def registry_client(settings: Settings) -> MlflowClient:
@@ -97,3 +107,54 @@ def promote_if_better(
     client.set_registered_model_alias(name, alias, version)
     log.info("promoted %s v%s to @%s: %s", name, version, alias, reason)
     return PromotionDecision(True, reason, version, current.version if current else None)
+
+
+def migrate_registry(
+    client: MlflowClient,
+    settings: Settings,
+    *,
+    former_model: str = FORMER_MODEL_NAME,
+    former_experiment: str = FORMER_EXPERIMENT_NAME,
+) -> list[str]:
+    """Bring a registry made under the former names to the current ones; say what changed.
+
+    Renames the registered model (its versions and aliases move with it) and the
+    experiment, and each version's `coverage` tags to their defined names. Idempotent:
+    a second run changes nothing. Runs logged before keep their metric names (MLflow
+    metrics cannot be renamed).
+    """
+    from mlflow.exceptions import MlflowException
+
+    def registered(name: str) -> bool:
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            return False
+        return True
+
+    done: list[str] = []
+    if former_model != settings.model_name and registered(former_model):
+        if registered(settings.model_name):
+            raise ValueError(
+                f"both {former_model!r} and {settings.model_name!r} are registered: "
+                f"move the versions by hand, or set MODEL_NAME={former_model}"
+            )
+        client.rename_registered_model(former_model, settings.model_name)
+        done.append(f"registered model {former_model!r} renamed {settings.model_name!r}")
+    if former_experiment != settings.mlflow_experiment:
+        old = client.get_experiment_by_name(former_experiment)
+        if old is not None and client.get_experiment_by_name(settings.mlflow_experiment) is None:
+            client.rename_experiment(old.experiment_id, settings.mlflow_experiment)
+            done.append(f"experiment {former_experiment!r} renamed {settings.mlflow_experiment!r}")
+    if registered(settings.model_name):
+        for version in client.search_model_versions(f"name = '{settings.model_name}'"):
+            for old_tag, new_tag in RENAMED_TAGS.items():
+                if old_tag not in version.tags:
+                    continue
+                if new_tag not in version.tags:
+                    client.set_model_version_tag(
+                        settings.model_name, version.version, new_tag, version.tags[old_tag]
+                    )
+                client.delete_model_version_tag(settings.model_name, version.version, old_tag)
+                done.append(f"version {version.version}: tag {old_tag!r} renamed {new_tag!r}")
+    return done

@@ -281,7 +281,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         title="filmrec",
         version=__version__,
-        description="Movie recommendations from an ALS model trained on the Delta lakehouse.",
+        description="Movie recommendations from the platform's model (EASE or ALS, chosen by search), "
+        "trained on the Delta lakehouse.",
         lifespan=lifespan,
     )
     # Built here, not in the lifespan: neither needs a running service (the Redis

@@ -21,3 +21,5 @@ class LoadedModel:
     metrics: dict[str, float]
     created_at: datetime | None
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The model family the search chose (the version's `model_family` tag: als, ease).
+    family: str | None = None

@@ -110,7 +110,17 @@ EVENT_VISIBILITY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 
-OFFLINE_METRICS = ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "coverage")
+# Two coverages, two definitions (docs/models.md): scored_coverage_at_10 over the movies
+# the model scores and the test users' lists; catalogue_coverage_at_10 over every movie
+# in train and every user's list.
+OFFLINE_METRICS = (
+    "ndcg_at_10",
+    "precision_at_10",
+    "recall_at_10",
+    "map_at_10",
+    "scored_coverage_at_10",
+    "catalogue_coverage_at_10",
+)
 
 
 def observe_model(model: LoadedModel) -> None:

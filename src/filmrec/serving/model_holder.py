@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from filmrec.config import Settings
+from filmrec.model.registry import TAG_MODEL_FAMILY
 from filmrec.serving import metrics
 from filmrec.serving.loaded_model import LoadedModel
 
@@ -99,6 +100,7 @@ def load_version(
         run_id=run_id,
         metrics=_metrics_from_tags(tags),
         created_at=created_at,
+        family=tags.get(TAG_MODEL_FAMILY),
     )
 
 

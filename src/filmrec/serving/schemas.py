@@ -89,6 +89,9 @@ class SimilarMoviesOut(BaseModel):
 class ModelOut(BaseModel):
     name: str
     version: str
+    family: str | None = Field(
+        description="the model family the training search chose for this version (als, ease)"
+    )
     run_id: str | None
     metrics: dict[str, float]
     created_at: datetime | None

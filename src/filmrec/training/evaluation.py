@@ -32,11 +32,18 @@ def sample_users(users: list[int], max_users: int | None) -> list[int]:
 
 @dataclass(frozen=True)
 class RankingMetrics:
+    """Accuracy of the evaluated (test) users' top k, and how much of the model they see.
+
+    scored_coverage: the share of the movies the model scores that appear in an
+    evaluated user's top k. Not catalogue coverage (ListMetrics): its denominator is
+    the model's own items and its users are the test users only.
+    """
+
     ndcg_at_k: float
     precision_at_k: float
     recall_at_k: float
     map_at_k: float
-    coverage: float
+    scored_coverage: float
     users: int
     k: int
     rmse: float | None = None
@@ -48,7 +55,7 @@ class RankingMetrics:
             f"precision_at_{self.k}": self.precision_at_k,
             f"recall_at_{self.k}": self.recall_at_k,
             f"map_at_{self.k}": self.map_at_k,
-            "coverage": self.coverage,
+            f"scored_coverage_at_{self.k}": self.scored_coverage,
             "users_evaluated": float(self.users),
         }
         if self.rmse is not None:
@@ -108,7 +115,7 @@ def evaluate(
         precision_at_k=precision,
         recall_at_k=recall,
         map_at_k=average_precision,
-        coverage=len(recommended_items) / max(model.n_items, 1),
+        scored_coverage=len(recommended_items) / max(model.n_items, 1),
         users=len(users),
         k=k,
     )

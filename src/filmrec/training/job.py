@@ -28,6 +28,7 @@ from filmrec.model.recommender import FactorRecommender, Recommender
 from filmrec.model.registry import (
     PROMOTION_METRIC,
     TAG_DATA_VERSION,
+    TAG_MODEL_FAMILY,
     TAG_PROTOCOL,
     PromotionDecision,
     configure_mlflow,
@@ -218,7 +219,7 @@ def _register_and_promote(
         TAG_PROTOCOL: protocol.version,
         TAG_DATA_VERSION: str(version),
         "run_id": run_id,
-        "model_family": family,
+        TAG_MODEL_FAMILY: family,
     }
     version_tags |= {name: f"{value:.6f}" for name, value in metrics.items()}
     version_tags |= {
@@ -354,7 +355,7 @@ def train_and_register(
             {
                 TAG_PROTOCOL: protocol.version,
                 TAG_DATA_VERSION: str(version),
-                "model_family": winner.trainer.name,
+                TAG_MODEL_FAMILY: winner.trainer.name,
             }
         )
         with clock.step("log_model"):

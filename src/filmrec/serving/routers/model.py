@@ -14,6 +14,7 @@ def get_model_info(model: ModelDep) -> ModelOut:
     return ModelOut(
         name=model.name,
         version=model.version,
+        family=model.family,
         run_id=model.run_id,
         metrics=model.metrics,
         created_at=model.created_at,

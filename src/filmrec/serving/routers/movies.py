@@ -98,7 +98,7 @@ async def get_movie(movie_id: MovieId, movies: MoviesDep) -> MovieOut:
 async def get_similar_movies(
     movie_id: MovieId, service: RecommendationsDep, model: ModelDep, k: TopK = 10
 ) -> Response:
-    """Movies closest to this one by cosine similarity of ALS item factors."""
+    """Movies most like this one in the served model: EASE's weights, or the cosine of ALS item factors."""
     if not model.recommender.knows_item(movie_id):
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

@@ -193,6 +193,7 @@ async function loadModelCard() {
     const baseline = metrics.baseline_popularity_ndcg_at_10;
     card.replaceChildren();
     row(card, "Model", `${model.name} v${model.version}`);
+    row(card, "Family", model.family ? model.family.toUpperCase() : "not recorded");
     row(card, "Trained at", model.created_at ? new Date(model.created_at).toLocaleString() : "unknown");
     row(card, "nDCG@10", ndcg === undefined ? "not recorded"
       : baseline ? `${ndcg.toFixed(3)} vs ${baseline.toFixed(3)} for popularity (${(ndcg / baseline).toFixed(2)}×)`
