@@ -69,7 +69,8 @@ def test_each_stand_in_folder_has_its_dockerfile_and_targets() -> None:
         dockerfile = ROOT / "docker" / "stand-ins" / folder / "Dockerfile"
         assert dockerfile.is_file(), official
         if target != "-":
-            assert re.search(rf"^FROM \S+ AS {target}$", dockerfile.read_text(encoding="utf-8"), re.M), official
+            text = dockerfile.read_text(encoding="utf-8")
+            assert re.search(rf"^FROM \S+ AS {target}$", text, re.M), official
 
 
 def test_the_docs_table_names_every_official_image() -> None:
