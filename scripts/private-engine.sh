@@ -97,10 +97,15 @@ up() {
         return 0
     fi
     log "starting dockerd (log: ${LOG})"
-    # No iptables and no IP forwarding: this machine's kernel allows neither to a
-    # sandboxed root; published ports go through docker-proxy on the host's loopback.
-    # cgroupfs: there is no systemd to delegate cgroups to.
-    chroot "$ROOT" /usr/sbin/dockerd \
+    # Networking as usual (Debian 13's iptables in the root, NAT for builds that fetch
+    # packages); cgroupfs: there is no systemd to delegate cgroups to.
+    # In a mount namespace of its own whose root *is* the engine's root (pivot_root, then
+    # the host's tree unmounted), not a chroot: under chroot, `docker exec` (so every
+    # healthcheck) lands in the host's root instead of the container's.
+    # shellcheck disable=SC2016  # the inner shell's variables
+    unshare --mount --propagation private -- /bin/sh -c '
+        cd "$0" && mkdir -p .host && pivot_root . .host && cd / && umount -l /.host && rmdir /.host
+        exec "$@"' "$ROOT" /usr/sbin/dockerd \
         --host "unix://${SOCKET_IN_ROOT}" --pidfile "$PIDFILE_IN_ROOT" --data-root /var/lib/docker \
         --exec-opt native.cgroupdriver=cgroupfs \
         >> "$LOG" 2>&1 < /dev/null &
