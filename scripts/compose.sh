@@ -48,7 +48,7 @@ use_private_engine() {
     docker/stand-ins/build.sh
     # Grafana has no stand-in: the run leaves it out, and test-connections.py says why.
     export COMPOSE_FILE="docker-compose.yml:docker/stand-ins/compose.stand-ins.yml"
-    export FILMREC_NOT_STARTED="grafana=no Grafana image on this machine (no registry, no Debian package; docs/compose.md)"
+    export FILMREC_NOT_STARTED="grafana=no Grafana image on this machine (no registry and no Debian package, see docs/compose.md)"
 }
 
 case "${1:-}" in
