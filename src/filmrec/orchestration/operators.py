@@ -60,7 +60,9 @@ class FilmrecSparkSubmitOperator(SparkSubmitOperator):
             # Writing PATH for the child spark-submit, not reading configuration.
             os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
         self.env_vars = (
-            spec.python_env() | {"SPARK_LOCAL_IP": settings.spark_local_ip} | dict(self.env_vars or {})
+            spec.python_env(settings.pyspark_python)
+            | {"SPARK_LOCAL_IP": settings.spark_local_ip}
+            | dict(self.env_vars or {})
         )
         super().execute(context)
 

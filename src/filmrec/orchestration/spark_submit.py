@@ -10,7 +10,8 @@ Python, and a difference between them can only be a parameter.
   the driver's class path (delta.DefaultSource is not found);
 * in client mode the driver JVM starts before the session builder runs, so its
   memory must be given to spark-submit (the builder's setting would be ignored);
-* driver and executors run the Python of the submitting process (filmrec installed).
+* the driver runs the Python of the submitting process (filmrec installed); the executors
+  run PYSPARK_PYTHON where it is set (a worker image has its own interpreter), else the same.
 """
 
 from __future__ import annotations
@@ -51,9 +52,14 @@ class SparkSubmitSpec:
     def name(self) -> str:
         return f"filmrec-{self.job.replace('_', '-')}"
 
-    def python_env(self) -> dict[str, str]:
-        """The Python of driver and executors: this process's, where filmrec is installed."""
-        return {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    def python_env(self, executor_python: str | None = None) -> dict[str, str]:
+        """The Python of driver and executors.
+
+        The driver is this process's interpreter, where filmrec is installed. The executors
+        run on the workers, whose interpreter may sit elsewhere (Compose: the Spark image's,
+        not the Airflow image's), so PYSPARK_PYTHON (`executor_python`) wins when set.
+        """
+        return {"PYSPARK_PYTHON": executor_python or sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
 
     def command(self, *, master: str, spark_submit: str | None = None) -> list[str]:
         """The spark-submit command line (client deploy mode)."""
