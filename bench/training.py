@@ -21,7 +21,7 @@ def bench_settings(root: Path, jars_dir: Path) -> Settings:
         _env_file=None,
         FILMREC_VAR_DIR=root / "var",
         LAKEHOUSE_PATH=root / "lakehouse",
-        SPARK_JARS_DIR=jars_dir,
+        FILMREC_JARS_DIR=jars_dir,
         MLFLOW_TRACKING_URI=None,
         DATABASE_URL=None,
         REDIS_URL=None,

@@ -68,7 +68,7 @@ class LocalAirflow:
             "FILMREC_VAR_DIR": str(self.root / "var"),
             "LAKEHOUSE_PATH": str(self.root / "lakehouse"),
             # The jars are big and immutable: reuse the repository's cache.
-            "SPARK_JARS_DIR": env.get("SPARK_JARS_DIR", str(REPO / "var" / "jars")),
+            "FILMREC_JARS_DIR": env.get("FILMREC_JARS_DIR", str(REPO / "var" / "jars")),
             "SPARK_LOCAL_IP": "127.0.0.1",
             "SPARK_DRIVER_MEMORY": env.get("SPARK_DRIVER_MEMORY", "2g"),
             "FILMREC_SPARK_JOBS_DIR": str(REPO / "spark" / "jobs"),

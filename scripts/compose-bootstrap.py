@@ -80,14 +80,22 @@ class Airflow:
         return self._token
 
     def wait_for_dag(self, dag_id: str, timeout: float) -> None:
-        """The DAG exists once the dag-processor has parsed its file."""
+        """The DAG exists once the dag-processor has parsed its file.
+
+        Until then the API server may itself be (re)starting: refused or reset
+        connections and 5xx answers are waited out too, up to the same deadline.
+        """
         deadline = time.monotonic() + timeout
         while True:
             try:
                 self._request("GET", f"/api/v2/dags/{dag_id}")
                 return
             except AirflowError as error:
-                if "HTTP 404" not in str(error) or time.monotonic() > deadline:
+                retry = any(f"HTTP {code}" in str(error) for code in (404, 502, 503, 504))
+                if not retry or time.monotonic() > deadline:
+                    raise
+            except OSError:  # urllib's URLError included: not listening yet
+                if time.monotonic() > deadline:
                     raise
             time.sleep(POLL_SECONDS)
 

@@ -77,7 +77,10 @@ class Settings(BaseSettings):
     # Spark.
     spark_master: str = Field(default="local[*]", alias="SPARK_MASTER_URL")
     spark_driver_memory: str = Field(default="4g", alias="SPARK_DRIVER_MEMORY")
-    spark_jars_dir: Path | None = Field(default=None, alias="SPARK_JARS_DIR")
+    # Not SPARK_JARS_DIR: Spark's launch scripts (spark-class) assign that name to
+    # $SPARK_HOME/jars, so an exported one reaches the driver rewritten, and the jars
+    # would be fetched into pyspark's own directory at every run.
+    spark_jars_dir: Path | None = Field(default=None, alias="FILMREC_JARS_DIR")
     spark_checkpoint_dir: Path | None = Field(default=None, alias="SPARK_CHECKPOINT_DIR")
 
     # Where the platform's files are (a checkout: ./spark/jobs, ./data/ml-latest-small;

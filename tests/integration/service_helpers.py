@@ -56,7 +56,7 @@ def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-d
         "FILMREC_VAR_DIR": root / "var",
         "LAKEHOUSE_PATH": root / "lakehouse",
         # Jars are shared between tests: they are big and immutable.
-        "SPARK_JARS_DIR": Path(os.environ.get("SPARK_JARS_DIR", REPO / "var" / "jars")),
+        "FILMREC_JARS_DIR": Path(os.environ.get("FILMREC_JARS_DIR", REPO / "var" / "jars")),
         "SPARK_DRIVER_MEMORY": "2g",
         "MODEL_POLL_SECONDS": 0.2,
         # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to the process environment,

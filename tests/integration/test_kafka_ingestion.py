@@ -148,7 +148,7 @@ def job_env(settings: Settings) -> dict[str, str]:
         "LAKEHOUSE_PATH": str(settings.lakehouse_path),
         "FILMREC_VAR_DIR": str(settings.lakehouse_path.parent / "var"),
         # The jars are big and immutable: the repository's cache.
-        "SPARK_JARS_DIR": os.environ.get("SPARK_JARS_DIR", str(REPO / "var" / "jars")),
+        "FILMREC_JARS_DIR": os.environ.get("FILMREC_JARS_DIR", str(REPO / "var" / "jars")),
         "SPARK_DRIVER_MEMORY": "1g",
         "SPARK_LOCAL_IP": "127.0.0.1",
     }
@@ -179,7 +179,7 @@ def start_submitted_job(settings: Settings, *args: str, log: Path, result: Path)
         "--master",
         "local[2]",
         "--jars",
-        f"{env['SPARK_JARS_DIR']}/*.jar",  # a glob, as in docker-compose.yml
+        f"{env['FILMREC_JARS_DIR']}/*.jar",  # a glob, as in docker-compose.yml
         "--conf",
         "spark.eventLog.enabled=false",
         str(REPO / "spark" / "jobs" / "ingest_ratings.py"),

@@ -124,7 +124,7 @@ def _api_process_env(settings: Settings, port: int) -> dict[str, str]:
     env.update(
         FILMREC_VAR_DIR=str(settings.var_dir),
         LAKEHOUSE_PATH=str(settings.lakehouse_path),
-        SPARK_JARS_DIR=str(settings.jars_dir),
+        FILMREC_JARS_DIR=str(settings.jars_dir),
         KAFKA_BOOTSTRAP_SERVERS=str(settings.kafka_bootstrap_servers),
         KAFKA_RATINGS_TOPIC=settings.kafka_topic,
         REDIS_URL=str(settings.redis_url),
