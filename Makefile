@@ -132,8 +132,11 @@ api-requirements: venv  ## re-lock api/requirements.txt from pyproject.toml (pip
 # scripts/compose.sh picks the engine: this machine's Docker (24+, Compose 2.20+) as it
 # is, else a private one with stand-in images (docker/stand-ins), never a system Docker.
 COMPOSE := scripts/compose.sh
-compose-up:  ## ./init.sh (build, start, wait healthy), then compose-bootstrap: ends serving a champion
-	$(COMPOSE) --run ./init.sh
+# SEARCH is also the Airflow services' default search: unpausing the daily als_training
+# starts its latest scheduled run at once, and that run, not the manual one after it
+# (which finds no new data), is the one that trains.
+compose-up:  ## ./init.sh (build, start, wait healthy), then compose-bootstrap: ends serving a champion [SEARCH=quick]
+	$(if $(SEARCH),FILMREC_TRAINING_SEARCH=$(SEARCH)) $(COMPOSE) --run ./init.sh
 	$(MAKE) compose-bootstrap
 
 compose-bootstrap:  ## load MovieLens and train through Airflow's REST API [SEARCH=quick]
