@@ -11,6 +11,7 @@ profile, and a restart that keeps the state. The fixture ends with
 
     make compose-test                          # what CI runs (.ci/run)
     FILMREC_COMPOSE_KEEP=1 make compose-test   # leave the platform up afterwards
+    FILMREC_COMPOSE_REUSE=1 FILMREC_COMPOSE_KEEP=1 make compose-test   # test the one up now
 
 Its own logs go to var/compose-test/.
 """
@@ -127,7 +128,8 @@ def engine_usable() -> bool:
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
     require(engine_usable(), "a Docker engine: Docker 24+ with Compose 2.20+, or root and debootstrap")
-    run_logged(["make", "compose-up", f"SEARCH={SEARCH}"], "compose-up", timeout=UP_TIMEOUT)
+    if os.environ.get("FILMREC_COMPOSE_REUSE") != "1":
+        run_logged(["make", "compose-up", f"SEARCH={SEARCH}"], "compose-up", timeout=UP_TIMEOUT)
     yield Platform(env_values())
     if os.environ.get("FILMREC_COMPOSE_KEEP") == "1":
         return
