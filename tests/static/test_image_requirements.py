@@ -50,5 +50,6 @@ def test_every_requirement_of_the_images_is_pinned_by_the_constraints() -> None:
         for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines()
         if "==" in line and not line.startswith("#")
     }
-    wanted = {requirement_name(line) for line in load_script().requirements(project, ["airflow", "spark", "api"])}
+    airflow_image = load_script().requirements(project, ["airflow", "spark", "api"])
+    wanted = {requirement_name(line) for line in airflow_image}
     assert wanted - pinned == set()
