@@ -156,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         print("AIRFLOW_ADMIN_PASSWORD is not set (run ./init.sh first)", file=sys.stderr)
         return 1
     airflow = Airflow(config.url("airflow", ""), config.get("AIRFLOW_ADMIN_USER", "admin"), password)
-    # force: train even if a previous bootstrap left no new rows (the run is idempotent).
-    training: dict[str, Any] = {"force": True}
+    # Not forced: the DAG's gate trains when no model is registered or the ratings changed,
+    # and skips otherwise. Unpausing the daily DAG starts its latest scheduled run first
+    # (max_active_runs=1), and that run trains; this one then finds nothing new.
+    training: dict[str, Any] = {}
     if args.search:
         training["search"] = args.search
     for dag_id, conf in zip(DAGS, ({}, training), strict=True):
