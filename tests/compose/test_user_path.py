@@ -35,7 +35,9 @@ import pytest
 from tests.conftest import require
 from tests.static.static_helpers import load_connections_script
 
-pytestmark = pytest.mark.compose
+# pytest-timeout's 900 s (pyproject) covers a test's fixture set-up too, and the first
+# test's set-up is `make compose-up`: it builds every image on a fresh machine.
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(2 * 3600)]
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / "var" / "compose-test"

@@ -30,6 +30,7 @@ from tests.static.static_helpers import (
 
 VOLUMES = {
     "zookeeper-data",
+    "zookeeper-log",
     "kafka-data",
     "postgres-data",
     "redis-data",
