@@ -142,8 +142,13 @@ compose-up:  ## ./init.sh (build, start, wait healthy), then compose-bootstrap: 
 compose-bootstrap:  ## load MovieLens and train through Airflow's REST API [SEARCH=quick]
 	$(PYTHON) scripts/compose-bootstrap.py $(if $(SEARCH),--search $(SEARCH))
 
-compose-down:  ## stop the platform [VOLUMES=1: and remove its volumes]; stops a private engine too
+# VOLUMES=1 removes the Kafka topic, so the streaming checkpoints (Kafka offsets, under
+# lakehouse/_checkpoints: filmrec.lakehouse.tables) go with it: kept, they would point past
+# the end of the next topic and the ingestion job would refuse to start. The Delta tables
+# stay (the source of truth); replayed events are de-duplicated by their ids.
+compose-down:  ## stop the platform [VOLUMES=1: and remove its volumes and Kafka checkpoints]; stops a private engine too
 	$(COMPOSE) down $(if $(filter 1,$(VOLUMES)),--volumes)
+	$(if $(filter 1,$(VOLUMES)),rm -rf lakehouse/_checkpoints)
 	$(COMPOSE) --stop-engine
 
 compose-test: venv  ## the user's path, end to end, on the real Compose file (tests/compose)
