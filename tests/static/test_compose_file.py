@@ -127,7 +127,11 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
     **dict.fromkeys(SPARK_SERVICES, _SHARED | _SPARK),
     **dict.fromkeys(
         STREAMING_SERVICES,
-        _SHARED | _MODEL | _SPARK | _RATINGS | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS", "SPARK_LOCAL_IP"},
+        _SHARED
+        | _MODEL
+        | _SPARK
+        | _RATINGS
+        | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS", "SPARK_LOCAL_IP"},
     ),
 }
 
