@@ -119,6 +119,9 @@ def test_each_rating_records_the_name_of_the_key_that_wrote_it(tmp_path: Path) -
         assert client.post("/ratings", json=RATING, headers={"X-API-Key": key}).status_code == 202
     assert [event.written_by for event in intake.accepted] == ["web", "shop-backend"]
     assert all(key not in event.model_dump_json() for event in intake.accepted for key in (web, shop))
+    # The writer is the key's, never the client's word.
+    claimed = client.post("/ratings", json=RATING | {"written_by": "web"}, headers={"X-API-Key": shop})
+    assert claimed.status_code == 422 and "written_by" in claimed.json()["detail"]
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "api.example.org"])
