@@ -6,11 +6,12 @@ so the same code path runs on one machine and on the Compose platform.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -73,6 +74,15 @@ class Settings(BaseSettings):
     # Continuous Kafka -> Delta ingestion (`--continuous`): seconds between micro-batches.
     # Each batch costs a few Delta commits, so this trades freshness for small files.
     ingest_trigger_seconds: int = Field(default=30, ge=1, alias="INGEST_TRIGGER_SECONDS")
+
+    # When a rating can have been made (ingestion/contract.py RatedAtRule, for the API,
+    # Kafka and CSV alike): not before the floor (MovieLens starts in 1995), at most this
+    # many seconds ahead of the clock of the process that checks it. "The latest rating
+    # wins" compares these times, so a rating dated in the future would win for ever.
+    rated_at_floor: AwareDatetime = Field(
+        default=datetime(1995, 1, 1, tzinfo=UTC), alias="FILMREC_RATED_AT_FLOOR"
+    )
+    rated_at_max_future_seconds: int = Field(default=300, ge=0, alias="FILMREC_RATED_AT_MAX_FUTURE_SECONDS")
 
     # Spark.
     spark_master: str = Field(default="local[*]", alias="SPARK_MASTER_URL")
@@ -160,6 +170,10 @@ class Settings(BaseSettings):
     # With no key configured, the embedded default accepts exactly this key; ignored as
     # soon as FILMREC_API_KEYS is set, disabled when set empty.
     demo_api_key: str = Field(default="demo", alias="FILMREC_DEMO_API_KEY")
+    # The demo key is public: an API that accepts it on an address other hosts can reach
+    # lets anyone write ratings. It refuses to start so (serving/api_keys.py) unless this
+    # says it is meant (a throwaway demo inside a private network).
+    allow_demo_key_on_network: bool = Field(default=False, alias="FILMREC_ALLOW_DEMO_KEY_ON_NETWORK")
     # Reads (recommendations, movies, model) are open unless this asks for a key too.
     api_keys_for_reads: bool = Field(default=False, alias="FILMREC_API_KEYS_FOR_READS")
     # Per key, for writes: "<count>/<second|minute|hour|day>" (the limits library's
@@ -191,6 +205,10 @@ class Settings(BaseSettings):
             dotenv_settings,
             file_secret_settings,
         )
+
+    @property
+    def rated_at_max_future_skew(self) -> timedelta:
+        return timedelta(seconds=self.rated_at_max_future_seconds)
 
     @property
     def cors_origin_list(self) -> list[str]:

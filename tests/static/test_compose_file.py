@@ -69,9 +69,12 @@ STREAMING_SERVICES = {"ratings-stream"}
 _SHARED = {"LAKEHOUSE_PATH", "FILMREC_VAR_DIR", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS"}
 _MODEL = {"MODEL_NAME", "MODEL_ALIAS", "KAFKA_RATINGS_TOPIC", "KAFKA_RATINGS_PARTITIONS"}
 _SPARK = {"SPARK_MASTER_URL", "FILMREC_JARS_DIR", "SPARK_CHECKPOINT_DIR"}
+# Whoever validates ratings (the API, CSV loads and the Kafka job in Airflow, the stream).
+_RATINGS = {"FILMREC_RATED_AT_FLOOR", "FILMREC_RATED_AT_MAX_FUTURE_SECONDS"}
 NEEDED_SETTINGS: dict[str, set[str]] = {
     "api": _SHARED
     | _MODEL
+    | _RATINGS
     | {
         "DATABASE_URL",
         "REDIS_URL",
@@ -94,6 +97,7 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         "HIT_CACHE_TTL_SECONDS",
         "FILMREC_API_KEYS",
         "FILMREC_DEMO_API_KEY",
+        "FILMREC_ALLOW_DEMO_KEY_ON_NETWORK",
         "FILMREC_API_KEYS_FOR_READS",
         "FILMREC_RATE_LIMIT",
         "FILMREC_RATE_LIMIT_STRATEGY",
@@ -105,6 +109,7 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         _SHARED
         | _MODEL
         | _SPARK
+        | _RATINGS
         | {
             "DATABASE_URL",
             "SPARK_DRIVER_MEMORY",
@@ -123,7 +128,11 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
     **dict.fromkeys(SPARK_SERVICES, _SHARED | _SPARK),
     **dict.fromkeys(
         STREAMING_SERVICES,
-        _SHARED | _MODEL | _SPARK | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS", "SPARK_LOCAL_IP"},
+        _SHARED
+        | _MODEL
+        | _SPARK
+        | _RATINGS
+        | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS", "SPARK_LOCAL_IP"},
     ),
 }
 

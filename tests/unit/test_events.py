@@ -58,6 +58,12 @@ def test_epoch_seconds_are_accepted_for_rated_at() -> None:
     assert deserialize_event(json.dumps(document)).rated_at == datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 
 
+def test_the_writer_travels_with_the_event() -> None:
+    event = _event(written_by="shop-backend")
+    assert json.loads(serialize_event(event))["written_by"] == "shop-backend"
+    assert deserialize_event(serialize_event(event)) == event
+
+
 def _mutated(**changes: object) -> str:
     document = json.loads(serialize_event(_event()))
     for name, value in changes.items():
@@ -85,6 +91,10 @@ def _mutated(**changes: object) -> str:
         (_mutated(schema_version=2), "invalid fields: schema_version"),
         (_mutated(colour="red"), "invalid fields: colour"),
         (_mutated(rated_at="yesterday"), "invalid fields: rated_at"),
+        (_mutated(rated_at="9999-12-31T23:59:59Z"), "invalid fields: rated_at"),
+        (_mutated(rated_at="2024-05-01T12:30:00"), "invalid fields: rated_at"),
+        (_mutated(rated_at=0), "invalid fields: rated_at"),
+        (_mutated(written_by="not a name"), "invalid fields: written_by"),
     ],
 )
 def test_invalid_events_are_rejected_with_a_reason(payload: str, reason: str) -> None:
@@ -109,7 +119,9 @@ def test_replay_rows_breaking_the_contract_are_skipped(row: list[str]) -> None:
 
 def test_read_events_skips_header_and_honours_limit(tmp_path: Path) -> None:
     path = tmp_path / "ratings.csv"
-    path.write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,9.0,1\n\n1,6,4.0,2\n")
+    path.write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,9.0,964982704\n\n1,6,4.0,964982705\n"
+    )
     assert [e is not None for e in read_events(path)] == [True, False, True]
     assert len(list(read_events(path, limit=2))) == 2
 

@@ -26,7 +26,7 @@ from filmrec.config import Settings, get_settings
 from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics, responses
 from filmrec.serving.api_docs import add_redoc
-from filmrec.serving.api_keys import HEADER, ApiKeyring
+from filmrec.serving.api_keys import HEADER, ApiKeyring, refuse_exposed_demo_key
 from filmrec.serving.cache import build_cache
 from filmrec.serving.deps import require_read_key
 from filmrec.serving.health_checks import ReadinessProbe
@@ -288,6 +288,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Built here, not in the lifespan: neither needs a running service (the Redis
     # client connects on first use), and a malformed key list or limit fails at once.
     app.state.keyring = ApiKeyring.from_settings(settings)
+    refuse_exposed_demo_key(settings, app.state.keyring)
     app.state.write_limiter = KeyRateLimiter.from_settings(settings)
     if app.state.keyring.demo:
         log.warning("no FILMREC_API_KEYS configured: writes accept the demo key only (%s: demo)", HEADER)

@@ -8,7 +8,9 @@ The rules, the same in both stores:
 * an event_id already applied changes nothing (re-deliveries, replays, retries);
 * per (user, movie) the rating with the latest rated_at wins, ties broken by
   event_id: the rule the lakehouse's clean table uses, so the API and the next
-  model agree on which rating counts;
+  model agree on which rating counts. Events are RatingEvents, whose rated_at keeps
+  the contract's RatedAtRule: an aware instant (epoch milliseconds here mean the same
+  to every reader), never in the future;
 * a user's ratings are kept until ONLINE_STATE_TTL_SECONDS after the latest of
   them was published (Redis: the key's expiry), and each is dropped earlier once
   the served model contains it (`prune` on a model swap);

@@ -20,6 +20,7 @@ ratings-topic consumer. That is only coherent when the processes share their sta
 from __future__ import annotations
 
 from filmrec.config import Settings, get_settings
+from filmrec.serving.api_keys import ApiKeyring, refuse_exposed_demo_key
 
 # Each worker imports this factory itself (uvicorn needs an import string for workers).
 APP_FACTORY = "filmrec.serving.app:create_served_app"
@@ -46,6 +47,8 @@ def serve(settings: Settings | None = None, *, port: int | None = None) -> None:
 
     settings = settings or get_settings()
     check_workers(settings)
+    # Before any worker starts: one clear message, not one failed worker after another.
+    refuse_exposed_demo_key(settings, ApiKeyring.from_settings(settings))
     refuse_jvm_side()  # a serving process: no JVM side (see serving/jvm_guard.py)
     uvicorn.run(
         APP_FACTORY,
