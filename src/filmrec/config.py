@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # External services: None means "use the embedded default".
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    # The online state and the rate-limit windows (unset: REDIS_URL). A Redis of their
+    # own, with `noeviction`, keeps cache pressure from evicting live ratings and
+    # windows; the recommendation cache stays on REDIS_URL, which may evict.
+    redis_state_url: str | None = Field(default=None, alias="REDIS_STATE_URL")
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
     kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
 
@@ -236,6 +240,11 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'filmrec.db'}"
+
+    @property
+    def effective_redis_state_url(self) -> str | None:
+        """Where the online state and the rate-limit windows live (None: in each process)."""
+        return self.redis_state_url or self.redis_url
 
     @property
     def effective_mlflow_tracking_uri(self) -> str:

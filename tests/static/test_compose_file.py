@@ -127,13 +127,15 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
 }
 
 # Settings whose embedded default is right for every service, so Compose leaves them
-# unset on purpose: the bounds of PostgreSQL connections and of the migration lock.
+# unset on purpose.
 DEFAULT_EVERYWHERE = {
     "DATABASE_STATEMENT_TIMEOUT_SECONDS",
     "DATABASE_KEEPALIVE_IDLE_SECONDS",
     "DATABASE_KEEPALIVE_INTERVAL_SECONDS",
     "DATABASE_KEEPALIVE_COUNT",
     "MIGRATION_LOCK_TIMEOUT_SECONDS",
+    # Unset, it is REDIS_URL: the Compose platform keeps the state on its one Redis.
+    "REDIS_STATE_URL",
 }
 
 # Settings a service gets that may rightly be empty: empty means "off" (no CORS origin;
