@@ -123,3 +123,23 @@ def test_the_migrate_command_reports_the_lock_wait_and_exits_non_zero(
     monkeypatch.setattr(migrate, "upgrade_database", held)
     assert migrate.main(["postgresql+psycopg://u:p@db/filmrec"]) == 1
     assert "migration lock was not released" in caplog.text
+
+
+def test_a_store_from_settings_uses_those_settings_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's own Settings object, not the process-wide one, bounds its connections."""
+    from filmrec.metadata.store import MovieStore
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(
+        "filmrec.metadata.store.make_engine",
+        lambda url, **kwargs: seen.update(url=url, **kwargs) or "engine",
+    )
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        DATABASE_URL="postgresql+psycopg://u:p@db/filmrec",
+        DATABASE_STATEMENT_TIMEOUT_SECONDS=4,
+        DATABASE_KEEPALIVE_COUNT=5,
+    )
+    MovieStore.from_settings(settings, timeout_seconds=2)
+    assert seen["url"] == "postgresql+psycopg://u:p@db/filmrec" and seen["timeout_seconds"] == 2
+    assert seen["limits"] == ConnectionLimits(4, 30, 10, 5)
