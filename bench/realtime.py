@@ -107,15 +107,16 @@ def _register(settings: Settings, model: Any) -> str:
     """Log and register `model` as the champion of the bench's own MLflow store."""
     import mlflow
 
-    from filmrec.model.pyfunc import log_recommender
+    from filmrec.model.pyfunc import log_recommender, register_recommender
     from filmrec.model.registry import configure_mlflow, ensure_experiment
 
     client = configure_mlflow(settings)
     with mlflow.start_run(experiment_id=ensure_experiment(settings)):
-        uri = log_recommender(model, input_user_id=int(model.user_ids[0]))
-    version = mlflow.register_model(uri, settings.model_name).version
-    client.set_registered_model_alias(settings.model_name, settings.champion_alias, str(version))
-    return str(version)
+        logged = log_recommender(model, input_user_id=int(model.user_ids[0]))
+    # With the artifacts' hash tag, which the API checks before serving a version.
+    version = register_recommender(logged, settings.model_name)
+    client.set_registered_model_alias(settings.model_name, settings.champion_alias, version)
+    return version
 
 
 def _metric(client: httpx.Client, name: str, **labels: str) -> float:

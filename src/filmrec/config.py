@@ -65,8 +65,28 @@ class Settings(BaseSettings):
     # External services: None means "use the embedded default".
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    # The online state and the rate-limit windows (unset: REDIS_URL). A Redis of their
+    # own, with `noeviction`, keeps cache pressure from evicting live ratings and
+    # windows; the recommendation cache stays on REDIS_URL, which may evict.
+    redis_state_url: str | None = Field(default=None, alias="REDIS_STATE_URL")
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
     kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+
+    # The metadata database (PostgreSQL; metadata/engine.py, migrate.py). A statement
+    # that runs or waits longer than this is cancelled by the server (0: no limit);
+    # TCP keepalives (idle, then every interval, given up after count unanswered
+    # probes) drop a connection whose peer vanished without closing it.
+    database_statement_timeout_seconds: float = Field(
+        default=30.0, ge=0, alias="DATABASE_STATEMENT_TIMEOUT_SECONDS"
+    )
+    database_keepalive_idle_seconds: int = Field(default=30, ge=1, alias="DATABASE_KEEPALIVE_IDLE_SECONDS")
+    database_keepalive_interval_seconds: int = Field(
+        default=10, ge=1, alias="DATABASE_KEEPALIVE_INTERVAL_SECONDS"
+    )
+    database_keepalive_count: int = Field(default=3, ge=1, alias="DATABASE_KEEPALIVE_COUNT")
+    # How long a process waits for another one's migration (the advisory lock) before
+    # it fails with MigrationLockTimeoutError.
+    migration_lock_timeout_seconds: float = Field(default=120.0, gt=0, alias="MIGRATION_LOCK_TIMEOUT_SECONDS")
 
     # Kafka contract.
     kafka_topic: str = Field(default="ratings", alias="KAFKA_RATINGS_TOPIC")
@@ -238,6 +258,11 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'filmrec.db'}"
+
+    @property
+    def effective_redis_state_url(self) -> str | None:
+        """Where the online state and the rate-limit windows live (None: in each process)."""
+        return self.redis_state_url or self.redis_url
 
     @property
     def effective_mlflow_tracking_uri(self) -> str:

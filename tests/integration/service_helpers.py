@@ -65,6 +65,7 @@ def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-d
         # Embedded defaults unless a test asks for a real service explicitly.
         "DATABASE_URL": None,
         "REDIS_URL": None,
+        "REDIS_STATE_URL": None,
         "KAFKA_BOOTSTRAP_SERVERS": None,
     }
     values.update(overrides)

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from filmrec.model.registry import champion_version, configure_mlflow
+from filmrec.model.registry import TAG_ARTIFACTS_SHA256, champion_version, configure_mlflow
 from filmrec.serving.app import create_app
 from tests.integration.service_helpers import DEMO_KEY, make_settings
 
@@ -156,7 +156,11 @@ def test_a_new_champion_is_swapped_in_without_a_failed_request(trained_root: Pat
         for worker in workers:
             worker.start()
         time.sleep(1.0)
-        new = mlflow.register_model(f"runs:/{old.run_id}/model", settings.model_name)
+        new = mlflow.register_model(
+            f"runs:/{old.run_id}/model",
+            settings.model_name,
+            tags={TAG_ARTIFACTS_SHA256: old.tags[TAG_ARTIFACTS_SHA256]},  # the same artifacts
+        )
         registry.set_registered_model_alias(settings.model_name, "champion", new.version)
         deadline = time.monotonic() + 30
         while httpx.get(f"{base}/model").json()["version"] != str(new.version):

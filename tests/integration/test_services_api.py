@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from filmrec.model.registry import TAG_ARTIFACTS_SHA256
 from filmrec.serving.app import create_app
 from filmrec.serving.cache import model_key_prefix, recommendation_key
 from tests.integration.service_helpers import metric_value, promote_copy, wait_for
@@ -178,8 +179,11 @@ def _champion_on(server_uri: str, source: Any, name: str) -> str:
     client.log_artifacts(run.info.run_id, local, artifact_path="model")
     client.set_terminated(run.info.run_id)
     client.create_registered_model(name)
+    # The same artifacts, so the same hash: the API checks it before serving.
+    shared = MlflowClient(source.mlflow_tracking_uri, registry_uri=source.mlflow_tracking_uri)
+    digest = shared.get_model_version_by_alias(name, "champion").tags[TAG_ARTIFACTS_SHA256]
     version = client.create_model_version(
-        name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+        name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={TAG_ARTIFACTS_SHA256: digest}
     ).version
     client.set_registered_model_alias(name, "champion", version)
     return str(version)

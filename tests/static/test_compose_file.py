@@ -136,6 +136,18 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
     ),
 }
 
+# Settings whose embedded default is right for every service, so Compose leaves them
+# unset on purpose.
+DEFAULT_EVERYWHERE = {
+    "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+    "DATABASE_KEEPALIVE_IDLE_SECONDS",
+    "DATABASE_KEEPALIVE_INTERVAL_SECONDS",
+    "DATABASE_KEEPALIVE_COUNT",
+    "MIGRATION_LOCK_TIMEOUT_SECONDS",
+    # Unset, it is REDIS_URL: the Compose platform keeps the state on its one Redis.
+    "REDIS_STATE_URL",
+}
+
 # Settings a service gets that may rightly be empty: empty means "off" (no CORS origin;
 # the demo key disabled, FILMREC_API_KEYS being required).
 MAY_BE_EMPTY = {"FILMREC_CORS_ORIGINS", "FILMREC_DEMO_API_KEY"}
@@ -291,7 +303,7 @@ def test_var_dir_is_shared_where_spark_runs(services: dict[str, dict[str, Any]])
 
 def test_every_setting_is_assigned_to_a_service() -> None:
     aliases = config_aliases()
-    assigned = set().union(*NEEDED_SETTINGS.values())
+    assigned = set().union(*NEEDED_SETTINGS.values()) | DEFAULT_EVERYWHERE
     assert aliases, "no alias found in src/filmrec/config.py"
     assert assigned <= aliases, f"not settings of config.py: {sorted(assigned - aliases)}"
     assert aliases <= assigned, f"decide which services need {sorted(aliases - assigned)}"

@@ -124,9 +124,7 @@ def build_state(settings: Settings) -> AppState:
     metrics.register_ingestion_status(LakehouseTables(settings.lakehouse_path).ingestion_status)
     holder = ModelHolder()
     loader = ChampionLoader(settings, holder)
-    store = MovieStore.from_url(
-        settings.effective_database_url, timeout_seconds=settings.dependency_timeout_seconds * 4
-    )
+    store = MovieStore.from_settings(settings, timeout_seconds=settings.dependency_timeout_seconds * 4)
     movies = MovieLookup(store, retry_after_seconds=settings.cache_retry_seconds)
     cache = build_cache(settings)
     online = build_online_state(settings) if settings.online_state_enabled else None
@@ -182,7 +180,7 @@ def build_state(settings: Settings) -> AppState:
 def _prepare_database(state: AppState) -> None:
     """Run the migrations (the API's prestart step); a database that is down is not fatal."""
     try:
-        state.movies.store.create_schema()
+        state.movies.store.create_schema(lock_timeout_seconds=state.settings.migration_lock_timeout_seconds)
     except Exception as error:
         metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
         log.warning("database unavailable at start-up (migrations not run): %s", error)

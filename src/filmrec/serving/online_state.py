@@ -411,11 +411,13 @@ def prune_contained(store: OnlineStateStore, recommender: Recommender) -> int:
 
 
 def build_online_state(settings: Settings) -> OnlineStateStore:
-    """Redis (shared by replicas) when REDIS_URL is set, this process's memory otherwise."""
+    """Redis (shared by replicas) when REDIS_STATE_URL or REDIS_URL is set, this
+    process's memory otherwise."""
     ttl = settings.online_state_ttl_seconds
-    if settings.redis_url:
+    url = settings.effective_redis_state_url
+    if url:
         return RedisOnlineState(
-            settings.redis_url,
+            url,
             ttl_seconds=ttl,
             namespace=settings.kafka_topic,
             timeout_seconds=settings.redis_timeout_seconds,

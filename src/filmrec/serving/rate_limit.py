@@ -1,6 +1,7 @@
 """Per-key rate limits for writes (the `limits` library).
 
-In this process's memory by default; in Redis when REDIS_URL is set, so every replica
+In this process's memory by default; in Redis when REDIS_STATE_URL or REDIS_URL is set
+(the state's Redis: the cache's eviction must not reset a window), so every replica
 counts against one limit per key. A limiter that cannot reach Redis lets the request
 through (counted, logged once per outage): a rate limit protects the service, and
 refusing every write while Redis is down would be the outage it is meant to prevent.
@@ -70,7 +71,8 @@ class KeyRateLimiter:
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRateLimiter:
         storage: Storage | None = None
-        if settings.redis_url:
+        url = settings.effective_redis_state_url  # with the online state: never evicted by the cache
+        if url:
             from limits.storage import RedisStorage
             from redis.backoff import NoBackoff
             from redis.retry import Retry
@@ -78,7 +80,7 @@ class KeyRateLimiter:
             # The same bounded, no-retry client as the cache (serving/redis_client.py):
             # the breaker is the retry policy.
             storage = RedisStorage(
-                settings.redis_url,
+                url,
                 key_prefix=KEY_PREFIX,
                 socket_timeout=settings.redis_timeout_seconds,
                 socket_connect_timeout=settings.redis_timeout_seconds,

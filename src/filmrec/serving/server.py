@@ -31,12 +31,12 @@ class WorkerConfigError(SystemExit):
 
 
 def check_workers(settings: Settings) -> None:
-    if settings.api_workers > 1 and settings.online_state_enabled and not settings.redis_url:
+    if settings.api_workers > 1 and settings.online_state_enabled and not settings.effective_redis_state_url:
         raise WorkerConfigError(
-            f"API_WORKERS={settings.api_workers} needs REDIS_URL: without Redis each worker "
-            "process keeps its own online state (ratings the model has not seen), so a rating "
-            "answered by one worker would not change the lists the others serve. Set REDIS_URL, "
-            "or ONLINE_STATE_ENABLED=false, or API_WORKERS=1."
+            f"API_WORKERS={settings.api_workers} needs REDIS_URL (or REDIS_STATE_URL): without "
+            "Redis each worker process keeps its own online state (ratings the model has not "
+            "seen), so a rating answered by one worker would not change the lists the others "
+            "serve. Set REDIS_URL, or ONLINE_STATE_ENABLED=false, or API_WORKERS=1."
         )
 
 
