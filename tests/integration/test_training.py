@@ -171,10 +171,10 @@ def test_promotion_needs_a_better_ndcg_under_the_same_protocol(trained_root: Pat
         assert not decide(best - 0.01).promoted
         assert not decide(best).promoted  # a tie does not move the champion
         current = champion_version(client, name=settings.model_name, alias="champion")
-        assert current.version == champion.version
+        assert current is not None and current.version == champion.version
         assert decide(best + 0.01).promoted
         current = champion_version(client, name=settings.model_name, alias="champion")
-        assert current.version == challenger.version
+        assert current is not None and current.version == challenger.version
     finally:
         # The original back, pass or fail: the other tests share this registry.
         client.set_registered_model_alias(settings.model_name, "champion", champion.version)
