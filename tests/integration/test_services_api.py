@@ -238,7 +238,7 @@ def test_ready_reports_kafka_when_configured(trained_on_server, monkeypatch) -> 
     # Every metadata request the probe makes, with the bound it passes to librdkafka.
     bounds: list[float] = []
 
-    class RecordedAdmin(admin.AdminClient):  # type: ignore[misc]
+    class RecordedAdmin(admin.AdminClient):
         def list_topics(self, *args: Any, **kwargs: Any) -> Any:
             bounds.append(kwargs["timeout"])
             return super().list_topics(*args, **kwargs)
