@@ -171,13 +171,17 @@ def test_promotion_needs_a_better_ndcg_under_the_same_protocol(trained_root: Pat
             metric=metric, protocol=protocol,
         )  # fmt: skip
 
-    assert not decide(best - 0.01).promoted
-    assert not decide(best).promoted  # a tie does not move the champion
-    assert champion_version(client, name=settings.model_name, alias="champion").version == champion.version
-    assert decide(best + 0.01).promoted
-    assert champion_version(client, name=settings.model_name, alias="champion").version == challenger.version
-    # Put the original back for the other tests that share this registry.
-    client.set_registered_model_alias(settings.model_name, "champion", champion.version)
+    try:
+        assert not decide(best - 0.01).promoted
+        assert not decide(best).promoted  # a tie does not move the champion
+        current = champion_version(client, name=settings.model_name, alias="champion")
+        assert current is not None and current.version == champion.version
+        assert decide(best + 0.01).promoted
+        current = champion_version(client, name=settings.model_name, alias="champion")
+        assert current is not None and current.version == challenger.version
+    finally:
+        # The original back, pass or fail: the other tests share this registry.
+        client.set_registered_model_alias(settings.model_name, "champion", champion.version)
 
 
 def test_folding_a_trained_user_back_in_reproduces_their_spark_vector(spark, trained_root: Path) -> None:  # type: ignore[no-untyped-def]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from filmrec.ingestion.events import (
     encode_event,
     serialize_event,
 )
-from filmrec.ingestion.producer import PublishError, RatingPublisher, producer_config
+from filmrec.ingestion.producer import PublishTimeoutError, RatingPublisher, producer_config
 from filmrec.ingestion.replay import read_events, row_to_event
 
 
@@ -135,16 +134,47 @@ def test_producer_is_durable_and_bounded() -> None:
     assert config["delivery.timeout.ms"] == 2500
 
 
-def test_publish_fails_fast_when_no_broker_listens() -> None:
+def test_publish_fails_fast_when_no_broker_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No broker: publish gives up at its own deadline, counted in polls, not waited for.
+
+    The publisher's clock is the test's: each poll of librdkafka (real, against a port
+    where nothing listens) advances it by the poll's own timeout, so the deadline is
+    reached after exactly timeout_s / 0.05 polls, however slow the machine is.
+    """
     import socket
+    from types import SimpleNamespace
+
+    from filmrec.ingestion import producer
 
     with socket.socket() as sock:  # a port that is free, so nothing answers there
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    publisher = RatingPublisher(Settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}"), delivery_timeout_s=1.0)
-    started = time.monotonic()
-    with pytest.raises(PublishError) as raised:
+    # librdkafka's own delivery timeout far beyond the publish timeout: the outcome is
+    # the publisher's deadline, whatever the broker connection attempts report.
+    publisher = RatingPublisher(Settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}"), delivery_timeout_s=300)
+    clock = [1000.0]
+    polls: list[float] = []
+
+    class CountedPolls:
+        def __init__(self, real: object) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.real, name)
+
+        def poll(self, timeout: float) -> int:
+            polls.append(timeout)
+            clock[0] += timeout
+            return int(self.real.poll(0))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(producer, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    real = publisher._producer
+    publisher._producer = CountedPolls(real)  # type: ignore[assignment]
+    with pytest.raises(PublishTimeoutError, match=r"within 1\.0s") as raised:
         publisher.publish(_event(), timeout_s=1.0)
-    assert time.monotonic() - started < 3.0
     assert raised.value.event_id == "12345678-1234-4234-8234-123456789abc"
+    # Short polls that add up to the timeout, then the error: no wait beyond it.
+    assert all(timeout <= 0.05 for timeout in polls)
+    assert sum(polls) == pytest.approx(1.0) and len(polls) in (20, 21)
+    publisher._producer = real
     publisher.close(timeout_s=0)
