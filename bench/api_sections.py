@@ -20,6 +20,7 @@ import httpx
 
 from bench.bare_app import BODY_ENV
 from bench.http_load import (
+    READ_LOAD_LIMIT,
     SERVED_APP,
     LoadResult,
     ServerProcess,
@@ -664,6 +665,7 @@ def serve_bench_champion_on(root: Path) -> dict[str, Any]:
         "MODEL_NAME": model_name,
         "MODEL_POLL_SECONDS": "1",
         "CACHE_RETRY_SECONDS": "1",
+        "FILMREC_READ_RATE_LIMIT": READ_LOAD_LIMIT,
     }
     summary = {"model": f"{model_name} v{version}", "titles_loaded": titles}
     return {"env": env, "services": services, "summary": summary}

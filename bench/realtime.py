@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from bench.http_load import SERVED_APP, ServerProcess, wait_until_up
+from bench.http_load import READ_LOAD_LIMIT, SERVED_APP, ServerProcess, wait_until_up
 from devstack.processes import free_port
 from filmrec.config import Settings
 from filmrec.data.movielens import MovieLensFiles
@@ -297,6 +297,7 @@ def run_realtime_bench(
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "KAFKA_RATINGS_TOPIC": run_settings.kafka_topic,
                 "MODEL_POLL_SECONDS": "3600",
+                "FILMREC_READ_RATE_LIMIT": READ_LOAD_LIMIT,
             }
             server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True)
             try:

@@ -138,6 +138,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     from filmrec.pipeline import load_movielens, sync_metadata, train
     from filmrec.serving.app import create_app
+    from filmrec.serving.server import proxy_options
 
     total = 5
     _step(1, total, "Starting Spark with Delta Lake (the first run downloads the jars) ...")
@@ -169,7 +170,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     base_url = f"http://{settings.api_host}:{port}"
     _step(5, total, f"Starting the API on {base_url} ...")
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=settings.api_host, port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.api_host,
+            port=port,
+            log_level="warning",
+            **proxy_options(settings),  # as `filmrec serve`: the read limit's addresses
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

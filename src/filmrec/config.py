@@ -22,8 +22,9 @@ from pydantic_settings import (
 )
 
 # Settings where an empty value means "off", not "unset" (every other empty variable is
-# ignored): an empty FILMREC_DEMO_API_KEY disables the demo key.
-_EMPTY_MEANS_OFF = frozenset({"demo_api_key"})
+# ignored): an empty FILMREC_DEMO_API_KEY disables the demo key, an empty
+# FILMREC_READ_RATE_LIMIT the read limit.
+_EMPTY_MEANS_OFF = frozenset({"demo_api_key", "read_rate_limit"})
 
 
 class _EmptyMeansOffEnv(EnvSettingsSource):
@@ -202,6 +203,15 @@ class Settings(BaseSettings):
     rate_limit_strategy: Literal["moving-window", "fixed-window"] = Field(
         default="moving-window", alias="FILMREC_RATE_LIMIT_STRATEGY"
     )
+    # Per client, for reads (recommendations, movies, model): the client is the API key's
+    # name when the request sends a valid key, else its address (behind a proxy, the
+    # forwarded one: FILMREC_FORWARDED_ALLOW_IPS). The same notation and the same
+    # storage as writes; empty turns it off.
+    read_rate_limit: str = Field(default="600/minute", alias="FILMREC_READ_RATE_LIMIT")
+    # The addresses whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (comma
+    # separated addresses or networks, `*` for any): the proxy in front of the API only.
+    # Anyone else could name any address and so get a fresh read budget per request.
+    forwarded_allow_ips: str = Field(default="127.0.0.1", alias="FILMREC_FORWARDED_ALLOW_IPS")
     # Request bodies above this answer 413 before any parsing (a rating is ~150 bytes).
     max_body_bytes: int = Field(default=16_384, ge=256, alias="FILMREC_MAX_BODY_BYTES")
     # Browser origins allowed to call the API (comma separated); empty: no CORS headers.

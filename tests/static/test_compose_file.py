@@ -146,6 +146,11 @@ DEFAULT_EVERYWHERE = {
     "MIGRATION_LOCK_TIMEOUT_SECONDS",
     # Unset, it is REDIS_URL: the Compose platform keeps the state on its one Redis.
     "REDIS_STATE_URL",
+    # Reads per client: the embedded 600/minute is the platform's limit too.
+    "FILMREC_READ_RATE_LIMIT",
+    # Loopback by default; behind api-proxy the API needs the proxy's address here, which
+    # the Compose file has yet to pin (until then reads count against the proxy's address).
+    "FILMREC_FORWARDED_ALLOW_IPS",
 }
 
 # Settings a service gets that may rightly be empty: empty means "off" (no CORS origin;

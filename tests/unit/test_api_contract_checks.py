@@ -60,6 +60,7 @@ def app_and_key(tmp_path: Path) -> Iterator[tuple[Any, str]]:
             FILMREC_VAR_DIR=tmp_path / "var",
             FILMREC_API_KEYS=f"fuzzer:{hash_key(key)}",
             FILMREC_RATE_LIMIT="100000/minute",
+            FILMREC_READ_RATE_LIMIT="100000/minute",  # on (its 429 documented), never reached
         )
     )
     store = MovieStore.from_url(f"sqlite:///{tmp_path / 'movies.db'}")

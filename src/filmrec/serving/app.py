@@ -28,7 +28,7 @@ from filmrec.serving import metrics, responses
 from filmrec.serving.api_docs import add_redoc
 from filmrec.serving.api_keys import HEADER, ApiKeyring, refuse_exposed_demo_key
 from filmrec.serving.cache import build_cache
-from filmrec.serving.deps import require_read_key
+from filmrec.serving.deps import limit_reads, require_read_key
 from filmrec.serving.health_checks import ReadinessProbe
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.hit_fast_path import HitFastPath
@@ -288,6 +288,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keyring = ApiKeyring.from_settings(settings)
     refuse_exposed_demo_key(settings, app.state.keyring)
     app.state.write_limiter = KeyRateLimiter.from_settings(settings)
+    app.state.read_limiter = (
+        KeyRateLimiter.from_settings(settings, scope="read") if settings.read_rate_limit else None
+    )
     if app.state.keyring.demo:
         log.warning("no FILMREC_API_KEYS configured: writes accept the demo key only (%s: demo)", HEADER)
 
@@ -316,12 +319,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content=validation_error_body(error.errors()))
 
+    # The key check first: with keyed reads, a request without a valid key is a 401/403
+    # and counts against no budget. The hit fast path counts the reads it answers itself.
+    read_dependencies = [Depends(require_read_key)] if keyed_reads else []
+    read_responses: responses.Responses = {**responses.AUTH} if keyed_reads else {}
+    if app.state.read_limiter is not None:
+        read_dependencies.append(Depends(limit_reads))
+        read_responses |= responses.READ_RATE_LIMITED
     for router in (recommendations.router, movies.router, model.router):
-        app.include_router(
-            router,
-            dependencies=[Depends(require_read_key)] if keyed_reads else None,
-            responses=responses.AUTH if keyed_reads else None,
-        )
+        app.include_router(router, dependencies=read_dependencies, responses=read_responses)
     # The page itself is static and public: it calls the API with the visitor's key.
     for router in (ratings.router, health.router, web.router):
         app.include_router(router)

@@ -65,7 +65,11 @@ Excluded = Annotated[
 ]
 Explain = Annotated[
     bool,
-    Query(description="Add `because` to each item: the user's rated movie that contributed most"),
+    Query(
+        description="Add `because` to each item: the user's rated movie that contributed most. "
+        "It discloses a movie the user rated to whoever may read this user's list: reads are "
+        "open unless the server requires a key for them (FILMREC_API_KEYS_FOR_READS=true)."
+    ),
 ]
 
 
