@@ -103,6 +103,7 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         "FILMREC_RATE_LIMIT_STRATEGY",
         "FILMREC_MAX_BODY_BYTES",
         "FILMREC_CORS_ORIGINS",
+        "FILMREC_FORWARDED_ALLOW_IPS",
     },
     **dict.fromkeys(
         AIRFLOW_SERVICES,
@@ -148,9 +149,6 @@ DEFAULT_EVERYWHERE = {
     "REDIS_STATE_URL",
     # Reads per client: the embedded 600/minute is the platform's limit too.
     "FILMREC_READ_RATE_LIMIT",
-    # Loopback by default; behind api-proxy the API needs the proxy's address here, which
-    # the Compose file has yet to pin (until then reads count against the proxy's address).
-    "FILMREC_FORWARDED_ALLOW_IPS",
 }
 
 # Settings a service gets that may rightly be empty: empty means "off" (no CORS origin;
