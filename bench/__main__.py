@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.api_sections import run_api_bench, run_outages, run_soak, run_swap
+from bench.http_load import READ_LOAD_LIMIT
 from bench.provenance import provenance, write_results
 from bench.training import bench_settings, run_training_bench
 from filmrec.config import get_settings
@@ -334,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "FILMREC_VAR_DIR": str(settings.var_dir),
         "LAKEHOUSE_PATH": str(settings.lakehouse_path),
         "MODEL_POLL_SECONDS": "3600",
+        "FILMREC_READ_RATE_LIMIT": READ_LOAD_LIMIT,
     }
     import pandas as pd
 

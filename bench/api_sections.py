@@ -14,12 +14,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bench.bare_app import BODY_ENV
 from bench.http_load import (
+    READ_LOAD_LIMIT,
     SERVED_APP,
     LoadResult,
     ServerProcess,
@@ -30,6 +31,9 @@ from bench.http_load import (
     wrk_output,
 )
 from devstack.processes import free_port
+
+if TYPE_CHECKING:
+    from bench.open_loop import OpenLoopResult
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,14 @@ def _summary(rows: list[LoadResult]) -> dict[str, Any]:
 # The hit path's latency target (issue 13): p99 under this at half of its peak rate,
 # offered open loop and held (bench/open_loop.py).
 HIT_P99_TARGET_MS = 10.0
+
+
+def hit_p99_target_met(hit: OpenLoopResult) -> bool:
+    """The paced target: p99 under HIT_P99_TARGET_MS, and only at a held rate (achieved
+    >= 99 % of offered, no failed request: open_loop.rate_held). A run that fell behind
+    its schedule has no verdict of "met", however short its tail."""
+    return hit.rate_held and hit.p99_ms < HIT_P99_TARGET_MS
+
 
 # Each path against its like (issue 25): the hit path answers from raw ASGI before
 # FastAPI, so its yardstick is the raw ASGI app; the model path goes through FastAPI's
@@ -124,7 +136,7 @@ def _hit_at_half_peak(
         "cache_hit": hit.as_dict(),
         "raw_bare": bare.as_dict(),
         "p99_target_ms": HIT_P99_TARGET_MS,
-        "p99_target_met": hit.rate_held and hit.p99_ms < HIT_P99_TARGET_MS,
+        "p99_target_met": hit_p99_target_met(hit),
     }
 
 
@@ -653,6 +665,7 @@ def serve_bench_champion_on(root: Path) -> dict[str, Any]:
         "MODEL_NAME": model_name,
         "MODEL_POLL_SECONDS": "1",
         "CACHE_RETRY_SECONDS": "1",
+        "FILMREC_READ_RATE_LIMIT": READ_LOAD_LIMIT,
     }
     summary = {"model": f"{model_name} v{version}", "titles_loaded": titles}
     return {"env": env, "services": services, "summary": summary}

@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from bench.http_load import SERVED_APP, ServerProcess, wait_until_up
+from bench.http_load import READ_LOAD_LIMIT, SERVED_APP, ServerProcess, wait_until_up
 from devstack.processes import free_port
 from filmrec.config import Settings
 from filmrec.data.movielens import MovieLensFiles
@@ -107,15 +107,16 @@ def _register(settings: Settings, model: Any) -> str:
     """Log and register `model` as the champion of the bench's own MLflow store."""
     import mlflow
 
-    from filmrec.model.pyfunc import log_recommender
+    from filmrec.model.pyfunc import log_recommender, register_recommender
     from filmrec.model.registry import configure_mlflow, ensure_experiment
 
     client = configure_mlflow(settings)
     with mlflow.start_run(experiment_id=ensure_experiment(settings)):
-        uri = log_recommender(model, input_user_id=int(model.user_ids[0]))
-    version = mlflow.register_model(uri, settings.model_name).version
-    client.set_registered_model_alias(settings.model_name, settings.champion_alias, str(version))
-    return str(version)
+        logged = log_recommender(model, input_user_id=int(model.user_ids[0]))
+    # With the artifacts' hash tag, which the API checks before serving a version.
+    version = register_recommender(logged, settings.model_name)
+    client.set_registered_model_alias(settings.model_name, settings.champion_alias, version)
+    return version
 
 
 def _metric(client: httpx.Client, name: str, **labels: str) -> float:
@@ -296,6 +297,7 @@ def run_realtime_bench(
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "KAFKA_RATINGS_TOPIC": run_settings.kafka_topic,
                 "MODEL_POLL_SECONDS": "3600",
+                "FILMREC_READ_RATE_LIMIT": READ_LOAD_LIMIT,
             }
             server = ServerProcess(SERVED_APP, port=free_port(), env=env, factory=True)
             try:

@@ -13,6 +13,11 @@ class AcceptAll:
 
     topic = "ratings"
 
-    def accept(self, rating: RatingIn) -> RatingEvent:
-        return RatingEvent(event_id=uuid.uuid4(), user_id=rating.user_id, movie_id=rating.movie_id,
-                           rating=rating.rating, source="api")  # fmt: skip
+    def __init__(self) -> None:
+        self.accepted: list[RatingEvent] = []
+
+    def accept(self, rating: RatingIn, *, written_by: str | None = None) -> RatingEvent:
+        event = RatingEvent(event_id=uuid.uuid4(), user_id=rating.user_id, movie_id=rating.movie_id,
+                            rating=rating.rating, source="api", written_by=written_by)  # fmt: skip
+        self.accepted.append(event)
+        return event

@@ -138,6 +138,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     from filmrec.pipeline import load_movielens, sync_metadata, train
     from filmrec.serving.app import create_app
+    from filmrec.serving.server import proxy_options
 
     total = 5
     _step(1, total, "Starting Spark with Delta Lake (the first run downloads the jars) ...")
@@ -169,7 +170,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     base_url = f"http://{settings.api_host}:{port}"
     _step(5, total, f"Starting the API on {base_url} ...")
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=settings.api_host, port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.api_host,
+            port=port,
+            log_level="warning",
+            **proxy_options(settings),  # as `filmrec serve`: the read limit's addresses
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -229,11 +236,25 @@ def cmd_api_key(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
-def cmd_registry(_args: argparse.Namespace, settings: Settings) -> int:
-    """`registry migrate`: a registry made under the former names, brought to the current ones."""
-    from filmrec.model.registry import migrate_registry, registry_client
+def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
+    """`registry migrate`: a registry made under the former names, brought to the current ones.
 
-    done = migrate_registry(registry_client(settings), settings)
+    `registry hash`: record the artifacts' SHA-256 on a version registered before the
+    API checked it (the champion unless --version), so the API serves it again.
+    """
+    from filmrec.model.registry import TAG_ARTIFACTS_SHA256, migrate_registry, registry_client
+
+    client = registry_client(settings)
+    if args.action == "hash":
+        from filmrec.model.pyfunc import record_artifacts_sha256
+
+        version = args.version or str(
+            client.get_model_version_by_alias(settings.model_name, settings.champion_alias).version
+        )
+        digest = record_artifacts_sha256(client, name=settings.model_name, version=version)
+        print(f"{settings.model_name} v{version}: {TAG_ARTIFACTS_SHA256}={digest}")
+        return 0
+    done = migrate_registry(client, settings)
     print("\n".join(done) if done else "nothing to migrate")
     return 0
 
@@ -287,9 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     api_key.add_argument("name", nargs="?", default="client", help="the key's name in FILMREC_API_KEYS")
     api_key.set_defaults(func=cmd_api_key)
     registry = sub.add_parser(
-        "registry", help="migrate: rename a registry's filmrec-als model, experiment and coverage tags"
+        "registry",
+        help="migrate: rename a registry's filmrec-als model, experiment and coverage tags; "
+        "hash: record a version's artifacts_sha256 tag (one registered before the API checked it)",
     )
-    registry.add_argument("action", choices=["migrate"])
+    registry.add_argument("action", choices=["migrate", "hash"])
+    registry.add_argument("--version", default=None, help="hash: the version (default: the champion's)")
     registry.set_defaults(func=cmd_registry)
     return parser
 

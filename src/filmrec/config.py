@@ -6,11 +6,12 @@ so the same code path runs on one machine and on the Compose platform.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -21,8 +22,9 @@ from pydantic_settings import (
 )
 
 # Settings where an empty value means "off", not "unset" (every other empty variable is
-# ignored): an empty FILMREC_DEMO_API_KEY disables the demo key.
-_EMPTY_MEANS_OFF = frozenset({"demo_api_key"})
+# ignored): an empty FILMREC_DEMO_API_KEY disables the demo key, an empty
+# FILMREC_READ_RATE_LIMIT the read limit.
+_EMPTY_MEANS_OFF = frozenset({"demo_api_key", "read_rate_limit"})
 
 
 class _EmptyMeansOffEnv(EnvSettingsSource):
@@ -64,8 +66,28 @@ class Settings(BaseSettings):
     # External services: None means "use the embedded default".
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    # The online state and the rate-limit windows (unset: REDIS_URL). A Redis of their
+    # own, with `noeviction`, keeps cache pressure from evicting live ratings and
+    # windows; the recommendation cache stays on REDIS_URL, which may evict.
+    redis_state_url: str | None = Field(default=None, alias="REDIS_STATE_URL")
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
     kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+
+    # The metadata database (PostgreSQL; metadata/engine.py, migrate.py). A statement
+    # that runs or waits longer than this is cancelled by the server (0: no limit);
+    # TCP keepalives (idle, then every interval, given up after count unanswered
+    # probes) drop a connection whose peer vanished without closing it.
+    database_statement_timeout_seconds: float = Field(
+        default=30.0, ge=0, alias="DATABASE_STATEMENT_TIMEOUT_SECONDS"
+    )
+    database_keepalive_idle_seconds: int = Field(default=30, ge=1, alias="DATABASE_KEEPALIVE_IDLE_SECONDS")
+    database_keepalive_interval_seconds: int = Field(
+        default=10, ge=1, alias="DATABASE_KEEPALIVE_INTERVAL_SECONDS"
+    )
+    database_keepalive_count: int = Field(default=3, ge=1, alias="DATABASE_KEEPALIVE_COUNT")
+    # How long a process waits for another one's migration (the advisory lock) before
+    # it fails with MigrationLockTimeoutError.
+    migration_lock_timeout_seconds: float = Field(default=120.0, gt=0, alias="MIGRATION_LOCK_TIMEOUT_SECONDS")
 
     # Kafka contract.
     kafka_topic: str = Field(default="ratings", alias="KAFKA_RATINGS_TOPIC")
@@ -73,6 +95,15 @@ class Settings(BaseSettings):
     # Continuous Kafka -> Delta ingestion (`--continuous`): seconds between micro-batches.
     # Each batch costs a few Delta commits, so this trades freshness for small files.
     ingest_trigger_seconds: int = Field(default=30, ge=1, alias="INGEST_TRIGGER_SECONDS")
+
+    # When a rating can have been made (ingestion/contract.py RatedAtRule, for the API,
+    # Kafka and CSV alike): not before the floor (MovieLens starts in 1995), at most this
+    # many seconds ahead of the clock of the process that checks it. "The latest rating
+    # wins" compares these times, so a rating dated in the future would win for ever.
+    rated_at_floor: AwareDatetime = Field(
+        default=datetime(1995, 1, 1, tzinfo=UTC), alias="FILMREC_RATED_AT_FLOOR"
+    )
+    rated_at_max_future_seconds: int = Field(default=300, ge=0, alias="FILMREC_RATED_AT_MAX_FUTURE_SECONDS")
 
     # Spark.
     spark_master: str = Field(default="local[*]", alias="SPARK_MASTER_URL")
@@ -160,6 +191,10 @@ class Settings(BaseSettings):
     # With no key configured, the embedded default accepts exactly this key; ignored as
     # soon as FILMREC_API_KEYS is set, disabled when set empty.
     demo_api_key: str = Field(default="demo", alias="FILMREC_DEMO_API_KEY")
+    # The demo key is public: an API that accepts it on an address other hosts can reach
+    # lets anyone write ratings. It refuses to start so (serving/api_keys.py) unless this
+    # says it is meant (a throwaway demo inside a private network).
+    allow_demo_key_on_network: bool = Field(default=False, alias="FILMREC_ALLOW_DEMO_KEY_ON_NETWORK")
     # Reads (recommendations, movies, model) are open unless this asks for a key too.
     api_keys_for_reads: bool = Field(default=False, alias="FILMREC_API_KEYS_FOR_READS")
     # Per key, for writes: "<count>/<second|minute|hour|day>" (the limits library's
@@ -168,6 +203,15 @@ class Settings(BaseSettings):
     rate_limit_strategy: Literal["moving-window", "fixed-window"] = Field(
         default="moving-window", alias="FILMREC_RATE_LIMIT_STRATEGY"
     )
+    # Per client, for reads (recommendations, movies, model): the client is the API key's
+    # name when the request sends a valid key, else its address (behind a proxy, the
+    # forwarded one: FILMREC_FORWARDED_ALLOW_IPS). The same notation and the same
+    # storage as writes; empty turns it off.
+    read_rate_limit: str = Field(default="600/minute", alias="FILMREC_READ_RATE_LIMIT")
+    # The addresses whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (comma
+    # separated addresses or networks, `*` for any): the proxy in front of the API only.
+    # Anyone else could name any address and so get a fresh read budget per request.
+    forwarded_allow_ips: str = Field(default="127.0.0.1", alias="FILMREC_FORWARDED_ALLOW_IPS")
     # Request bodies above this answer 413 before any parsing (a rating is ~150 bytes).
     max_body_bytes: int = Field(default=16_384, ge=256, alias="FILMREC_MAX_BODY_BYTES")
     # Browser origins allowed to call the API (comma separated); empty: no CORS headers.
@@ -191,6 +235,10 @@ class Settings(BaseSettings):
             dotenv_settings,
             file_secret_settings,
         )
+
+    @property
+    def rated_at_max_future_skew(self) -> timedelta:
+        return timedelta(seconds=self.rated_at_max_future_seconds)
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -220,6 +268,11 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'filmrec.db'}"
+
+    @property
+    def effective_redis_state_url(self) -> str | None:
+        """Where the online state and the rate-limit windows live (None: in each process)."""
+        return self.redis_state_url or self.redis_url
 
     @property
     def effective_mlflow_tracking_uri(self) -> str:

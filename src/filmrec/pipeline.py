@@ -36,7 +36,7 @@ def sync_metadata(spark: SparkSession, settings: Settings) -> int:
     from filmrec.metadata.store import MovieStore
     from filmrec.metadata.sync import sync_movies
 
-    store = MovieStore.from_url(settings.effective_database_url)
+    store = MovieStore.from_settings(settings)
     changed = sync_movies(spark, LakehouseTables(settings.lakehouse_path), store)
     log.info("movie metadata: %d rows new or changed", changed)
     return changed

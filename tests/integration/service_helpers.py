@@ -65,7 +65,11 @@ def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-d
         # Embedded defaults unless a test asks for a real service explicitly.
         "DATABASE_URL": None,
         "REDIS_URL": None,
+        "REDIS_STATE_URL": None,
         "KAFKA_BOOTSTRAP_SERVERS": None,
+        # The tests' reads (load threads, polls) come from one address and are not abuse:
+        # the limiter counts them but does not refuse them. Its own tests set a small limit.
+        "FILMREC_READ_RATE_LIMIT": "1000000/minute",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

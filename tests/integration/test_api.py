@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -17,7 +18,9 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from filmrec.model.registry import champion_version, configure_mlflow
+from filmrec.config import Settings
+from filmrec.model.registry import TAG_ARTIFACTS_SHA256, champion_version, configure_mlflow
+from filmrec.orchestration.tasks import notify_api
 from filmrec.serving.app import create_app
 from tests.integration.service_helpers import DEMO_KEY, make_settings
 
@@ -119,8 +122,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_a_new_champion_is_swapped_in_without_a_failed_request(trained_root: Path) -> None:
-    settings = make_settings(trained_root, MODEL_POLL_SECONDS=0.2)
+@contextlib.contextmanager
+def served_over_http(settings: Settings) -> Iterator[str]:
+    """The real API (create_app under uvicorn, in a thread) on a free port; its base URL once ready."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -128,50 +132,109 @@ def test_a_new_champion_is_swapped_in_without_a_failed_request(trained_root: Pat
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/ready").status_code == 200:
-                break
-        except httpx.HTTPError:
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
             time.sleep(0.2)
+        else:
+            raise AssertionError("the API did not become ready")
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_new_champion_is_swapped_in_without_a_failed_request(trained_root: Path) -> None:
+    settings = make_settings(trained_root, MODEL_POLL_SECONDS=0.2)
     registry = configure_mlflow(settings)
     old = champion_version(registry, name=settings.model_name, alias="champion")
     assert old is not None
 
-    statuses: Counter[int] = Counter()
+    # Every request's outcome: its status, or the transport error that replaced one (a
+    # refused or reset connection during the swap is a failed request too).
+    outcomes: Counter[int | str] = Counter()
     versions: Counter[str] = Counter()
+    counted = threading.Lock()
     stop = threading.Event()
 
-    def hammer(user_id: int) -> None:
+    def hammer(base: str, user_id: int) -> None:
         with httpx.Client(base_url=base, timeout=10) as http:
             while not stop.is_set():
-                response = http.get(f"/recommendations/{user_id}", params={"k": 10})
-                statuses[response.status_code] += 1
-                if response.status_code == 200:
-                    versions[response.json()["model_version"]] += 1
+                version = None
+                try:
+                    response = http.get(f"/recommendations/{user_id}", params={"k": 10})
+                    outcome: int | str = response.status_code
+                    if response.status_code == 200:
+                        version = response.json()["model_version"]
+                except httpx.HTTPError as error:
+                    outcome = type(error).__name__
+                with counted:
+                    outcomes[outcome] += 1
+                    if version is not None:
+                        versions[version] += 1
 
-    workers = [threading.Thread(target=hammer, args=(user,)) for user in (1, 2, 3, 4)]
-    try:
-        for worker in workers:
-            worker.start()
-        time.sleep(1.0)
-        new = mlflow.register_model(f"runs:/{old.run_id}/model", settings.model_name)
-        registry.set_registered_model_alias(settings.model_name, "champion", new.version)
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{base}/model").json()["version"] != str(new.version):
-            assert time.monotonic() < deadline, "the API did not pick up the new champion"
-            time.sleep(0.1)
-        time.sleep(1.0)
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
-        registry.set_registered_model_alias(settings.model_name, "champion", old.version)
-        server.should_exit = True
-        thread.join(timeout=10)
-    assert set(statuses) == {200}, statuses
+    with served_over_http(settings) as base:
+        workers = [threading.Thread(target=hammer, args=(base, user)) for user in (1, 2, 3, 4)]
+        try:
+            for worker in workers:
+                worker.start()
+            time.sleep(1.0)
+            new = mlflow.register_model(
+                f"runs:/{old.run_id}/model",
+                settings.model_name,
+                tags={TAG_ARTIFACTS_SHA256: old.tags[TAG_ARTIFACTS_SHA256]},  # the same artifacts
+            )
+            registry.set_registered_model_alias(settings.model_name, "champion", new.version)
+            deadline = time.monotonic() + 30
+            while httpx.get(f"{base}/model").json()["version"] != str(new.version):
+                assert time.monotonic() < deadline, "the API did not pick up the new champion"
+                time.sleep(0.1)
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+            registry.set_registered_model_alias(settings.model_name, "champion", old.version)
+    assert set(outcomes) == {200}, outcomes
     assert versions[str(old.version)] > 0 and versions[str(new.version)] > 0
+
+
+def test_notify_api_returns_once_the_real_api_serves_the_new_champion(trained_root: Path) -> None:
+    """als_training's notify_api against the API itself: it returns when GET /model
+    serves the promoted version, after the API's own registry poll swapped it in."""
+    settings = make_settings(trained_root, MODEL_POLL_SECONDS=0.2)
+    registry = configure_mlflow(settings)
+    old = champion_version(registry, name=settings.model_name, alias="champion")
+    assert old is not None
+    with served_over_http(settings) as base:
+        try:
+            new = mlflow.register_model(
+                f"runs:/{old.run_id}/model",
+                settings.model_name,
+                tags={TAG_ARTIFACTS_SHA256: old.tags[TAG_ARTIFACTS_SHA256]},  # the same artifacts
+            )
+            registry.set_registered_model_alias(settings.model_name, "champion", new.version)
+            outcome = notify_api(settings, model_version=str(new.version), api_url=base, timeout_seconds=60)
+            assert outcome == {"notified": True, "api_url": base, "served_version": str(new.version)}
+            assert httpx.get(f"{base}/model").json()["version"] == str(new.version)
+        finally:
+            registry.set_registered_model_alias(settings.model_name, "champion", old.version)
+
+
+def test_notify_api_fails_when_the_real_api_never_serves_the_version(trained_root: Path) -> None:
+    """A version the registry never promoted: the API keeps serving its champion, and
+    notify_api fails the task naming both versions instead of reporting success."""
+    settings = make_settings(trained_root, MODEL_POLL_SECONDS=0.2)
+    served = champion_version(configure_mlflow(settings), name=settings.model_name, alias="champion")
+    assert served is not None
+    expected = f"still serves v{served.version} .*expected v987654"
+    with served_over_http(settings) as base, pytest.raises(TimeoutError, match=expected):
+        notify_api(settings, model_version="987654", api_url=base, timeout_seconds=2)
 
 
 def test_a_bad_rating_answers_422(client: TestClient) -> None:

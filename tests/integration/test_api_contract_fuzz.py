@@ -1,16 +1,13 @@
 """The fuzzed contract: schemathesis against the real API (a trained model, a real server).
 
 Every operation of the OpenAPI document gets its examples, the coverage phase's
-boundary and negative cases, and property-based fuzzing, with a configured API key
-in X-API-Key. The run must find no server error and no response that breaks the
-document (schema, status code, content type, headers): the document states every
-answer the server gives.
+boundary and negative cases, and property-based fuzzing, with a configured write key
+in X-API-Key, under every default check of schemathesis: no server error, no response
+that breaks the document (schema, status code, content type, headers), every
+schema-valid request accepted (positive data acceptance), every invalid one refused,
+and the auth and resource checks. The document states every rule it can.
 
-The API has a real Kafka broker, so POST /ratings answers 202 and the stateful phase
-follows the document's links from an accepted rating to the rater's recommendations
-(now with the rating folded in), the rated movie and the movies like it. The only 5xx
-allowed is POST /ratings' documented 503 (Kafka did not take the rating).
-Examples per operation are bounded to keep the run within about two minutes.
+One rule it cannot, rated_at's window: tests/api_contract_checks.py.
 """
 
 from __future__ import annotations
@@ -26,16 +23,10 @@ from devstack.processes import free_port
 from filmrec.ingestion.topics import ensure_topic
 from filmrec.serving.api_keys import hash_key, new_key
 from filmrec.serving.app import create_app
+from tests.api_contract_checks import RATINGS_OPERATION, register, run
 from tests.integration.service_helpers import ServerThread, make_settings
 
 MAX_EXAMPLES = 30
-CHECKS = (
-    "not_a_server_error",
-    "response_schema_conformance",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_headers_conformance",
-)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +35,9 @@ def fuzzed_api(trained_root: Path, kafka_bootstrap: str) -> Iterator[tuple[str, 
     settings = make_settings(
         trained_root,
         FILMREC_API_KEYS=f"fuzzer:{hash_key(key)}",
-        # The fuzzer's writes are not the limiter's test: stay under it.
+        # The fuzzer's writes and reads are not the limiters' test: stay under them.
         FILMREC_RATE_LIMIT="100000/minute",
+        FILMREC_READ_RATE_LIMIT="100000/minute",  # on (its 429 documented), never reached
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         KAFKA_RATINGS_TOPIC=f"ratings-fuzz-{uuid.uuid4().hex[:10]}",
     )
@@ -57,6 +49,7 @@ def fuzzed_api(trained_root: Path, kafka_bootstrap: str) -> Iterator[tuple[str, 
 def _config(key: str) -> Any:
     import schemathesis
 
+    register()
     return schemathesis.Config.from_dict(
         {
             "seed": 13,
@@ -70,12 +63,15 @@ def _config(key: str) -> Any:
                 # Sequences along the links of POST /ratings' 202 (serving/responses.py).
                 "stateful": {"enabled": True, "max-steps": 6},
             },
-            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+            # Every default check (none turned off), and tests/api_contract_checks.py's.
             "operations": [
                 {
                     "include-path": "/ratings",
                     "include-method": "POST",
-                    "checks": {"not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", 503]}},
+                    "checks": {
+                        **RATINGS_OPERATION["checks"],
+                        "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", 503]},
+                    },
                 }
             ],
         }
@@ -84,7 +80,6 @@ def _config(key: str) -> Any:
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed_api: tuple[str, str]) -> None:
     import schemathesis
-    from schemathesis.engine import Status, events, from_schema
 
     url, key = fuzzed_api
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=_config(key))
@@ -99,33 +94,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed_api: 
         "GET /ready",
     } <= operations
 
-    failures: list[str] = []
-    errors: list[str] = []
-    tested: set[str] = set()
-    statuses: set[int] = set()
-    stateful_steps = 0
-    for event in from_schema(schema).execute():
-        if isinstance(event, events.ScenarioFinished):
-            if event.label:
-                tested.add(event.label)
-            if "stateful" in str(event.phase):
-                stateful_steps += len(event.recorder.interactions)
-            for interaction in event.recorder.interactions.values():
-                if interaction.response is not None:
-                    statuses.add(interaction.response.status_code)
-            for checks in event.recorder.checks.values():
-                for check in checks:
-                    if check.status == Status.FAILURE and check.failure_info is not None:
-                        failure = check.failure_info.failure
-                        failures.append(
-                            f"{event.label}: {check.name}: {failure.title}: {failure.message}"[:600]
-                        )
-        elif isinstance(event, events.NonFatalError | events.FatalError):
-            errors.append(str(getattr(event, "info", event))[:600])
-
-    assert not errors, errors
-    assert not failures, "\n".join(sorted(set(failures)))
-    assert operations <= tested, operations - tested
-    assert 200 in statuses and 422 in statuses  # the run reached the model and the validation
-    assert 202 in statuses  # ratings were accepted, so the links had a start
-    assert stateful_steps > 0, "the stateful phase followed no link"
+    found = run(schema)
+    assert not found.errors, found.errors
+    assert not found.failures, "\n".join(sorted(set(found.failures)))
+    assert operations <= found.tested, operations - found.tested
+    assert 200 in found.statuses and 422 in found.statuses  # the run reached the model and the validation
+    assert 202 in found.statuses  # ratings were accepted, so the links had a start
+    assert found.stateful_steps > 0, "the stateful phase followed no link"

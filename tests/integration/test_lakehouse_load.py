@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ x,10,4.0,964982703
 0,17,4.0,964982703
 4,18,4.0,964982703,extra
 2,19,4.5,2018-09-24T10:00:00Z
+5,20,4.0,9999-12-31T23:59:59Z
+5,21,4.0,1
+5,22,4.0,2018-09-24T10:00:00
 """
 
 EXPECTED_REASONS = {
@@ -37,6 +41,10 @@ EXPECTED_REASONS = {
     "3,16,4.0": "malformed_line: expected 4 fields, got 3",
     "0,17,4.0,964982703": "invalid_user_id",
     "4,18,4.0,964982703,extra": "malformed_line: expected 4 fields, got 5",
+    # RatedAtRule (ingestion/contract.py): the same rule as the API's and the Kafka job's.
+    "5,20,4.0,9999-12-31T23:59:59Z": "rated_at_in_future",
+    "5,21,4.0,1": "rated_at_before_floor",
+    "5,22,4.0,2018-09-24T10:00:00": "rated_at_without_offset",
 }
 
 
@@ -49,7 +57,7 @@ def test_every_bad_row_is_quarantined_with_its_reason(spark, tables: LakehouseTa
     path = tmp_path / "ratings.csv"
     path.write_text(RATINGS)
     report = load_ratings_csv(spark, tables, path)
-    assert (report.read, report.written, report.quarantined) == (14, 5, 9)
+    assert (report.read, report.written, report.quarantined) == (17, 5, 12)
 
     quarantine = {
         row["payload"]: row["reason"]
@@ -85,6 +93,33 @@ def test_reloading_the_same_file_adds_nothing(spark, tables: LakehouseTables, tm
     assert (again.written, again.quarantined, again.duplicates) == (0, 0, 5)
     for name, version in versions.items():
         assert table_version(spark, getattr(tables, name)) == version, f"{name} got a new commit"
+
+
+def test_a_raw_table_made_before_written_by_gets_the_column(
+    spark, tables: LakehouseTables, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from pyspark.sql import types as T
+
+    from filmrec.lakehouse.tables import raw_ratings_schema
+
+    old_schema = T.StructType([f for f in raw_ratings_schema().fields if f.name != "written_by"])
+    old_row = (
+        "00000000-0000-4000-8000-000000000001",
+        9,
+        90,
+        3.0,
+        datetime(2020, 1, 1),
+        "csv:old",
+        datetime(2020, 1, 1),
+    )
+    spark.createDataFrame([old_row], old_schema).write.format("delta").save(tables.raw_ratings)
+
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp\n1,10,4.0,964982703\n")
+    assert load_ratings_csv(spark, tables, path).written == 1
+    raw = {row["user_id"]: row for row in read_table(spark, tables.raw_ratings).collect()}
+    assert set(raw) == {9, 1} and raw[9]["written_by"] is None and raw[1]["written_by"] is None
+    assert "written_by" in read_table(spark, tables.raw_ratings).columns
 
 
 def test_event_ids_match_the_python_contract(spark, tables: LakehouseTables, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -76,9 +76,10 @@ def test_the_listener_starts_from_a_snapshot_of_every_user(stores: Stores) -> No
     assert REGISTRY.get_sample_value("filmrec_online_versions_syncs_total") == syncs + 1
     assert REGISTRY.get_sample_value("filmrec_online_versions_synced") == 1
     assert (reader.local_version(1), reader.local_version(2), reader.local_version(3)) == (first, second, 0)
-    # The snapshot gave each entry the hash's remaining lifetime, not a fresh TTL.
+    # The snapshot gave each entry the hash's remaining lifetime (at most the 100 s set
+    # above, whatever time has passed since), not a fresh TTL (ONLINE_STATE_TTL_SECONDS).
     _version, expires_at, _live = reader.versions._entries[2]
-    assert 0 < expires_at - time.monotonic() <= 100
+    assert expires_at - time.monotonic() <= 100 < reader.versions.ttl_seconds
 
 
 def test_a_rating_applied_by_one_process_reaches_the_others_mirror(stores: Stores) -> None:

@@ -1,11 +1,14 @@
-"""The per-key rate limit in a real Redis: replicas share one budget; Redis down lets writes through."""
+"""The rate limits in a real Redis: replicas share one budget per key (writes) and per client
+(reads, in the state Redis); Redis down lets writes through."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -14,6 +17,8 @@ from filmrec.serving.api_keys import hash_key
 from filmrec.serving.app import create_app
 from tests.fake_intake import AcceptAll
 from tests.integration.service_helpers import make_settings
+from tests.integration.test_redis_state_apart import keys as matching_keys
+from tests.integration.test_redis_state_apart import other_database, with_database
 
 RATING = {"user_id": 1, "movie_id": 2, "rating": 4.0}
 
@@ -56,3 +61,33 @@ def test_with_redis_down_writes_are_let_through_not_failed(throwaway_redis: Any,
     metrics = client.get("/metrics").text
     assert "filmrec_rate_limit_errors_total" in metrics
     assert 'filmrec_dependency_up{dependency="rate_limit"} 0.0' in metrics
+
+
+def test_read_windows_live_in_the_state_redis_shared_by_replicas(redis_url: str, tmp_path: Path) -> None:
+    # One address of this run only (the forwarded one, from the loopback proxy): the
+    # shared Redis may hold other runs' windows.
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    state_url = with_database(redis_url, other_database(redis_url))
+    settings = make_settings(
+        tmp_path, REDIS_URL=redis_url, REDIS_STATE_URL=state_url, FILMREC_READ_RATE_LIMIT="2/minute"
+    )
+    replicas = []
+    for _ in range(2):
+        app = create_app(settings)
+        app.state.filmrec = SimpleNamespace(holder=SimpleNamespace(current=None))  # no model: 503
+        replicas.append(TestClient(app, client=(address, 40000)))
+    first, second = replicas
+    cache_side, state_side = redis.Redis.from_url(redis_url), redis.Redis.from_url(state_url)
+    try:
+        assert first.get("/model").status_code == 503
+        assert second.get("/model").status_code == 503
+        refused = first.get("/model")  # the third read of this client, across replicas
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert matching_keys(state_side, f"filmrec-limits*read*address:{address}*")
+        assert not matching_keys(cache_side, f"*{address}*")
+    finally:
+        found = matching_keys(state_side, f"*{address}*")
+        if found:
+            state_side.delete(*found)
+        cache_side.close()
+        state_side.close()

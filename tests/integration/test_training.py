@@ -10,7 +10,7 @@ import pytest
 
 from filmrec.model.pyfunc import load_recommender
 from filmrec.model.recommender import FactorRecommender
-from filmrec.model.registry import champion_version, configure_mlflow, promote_if_better
+from filmrec.model.registry import TAG_ARTIFACTS_SHA256, champion_version, configure_mlflow, promote_if_better
 from filmrec.training.als import fit_als
 from filmrec.training.ease import CatalogueTooLarge, item_gram
 from filmrec.training.families import EASETrainer, FitData
@@ -158,7 +158,11 @@ def test_promotion_needs_a_better_ndcg_under_the_same_protocol(trained_root: Pat
     client = configure_mlflow(settings)
     champion = champion_version(client, name=settings.model_name, alias="champion")
     assert champion is not None
-    challenger = mlflow.register_model(f"runs:/{champion.run_id}/model", settings.model_name)
+    challenger = mlflow.register_model(
+        f"runs:/{champion.run_id}/model",
+        settings.model_name,
+        tags={TAG_ARTIFACTS_SHA256: champion.tags[TAG_ARTIFACTS_SHA256]},  # the same artifacts
+    )
     best = float(champion.tags["ndcg_at_10"])
 
     def decide(metric: float, protocol: str = PROTOCOL_VERSION):  # type: ignore[no-untyped-def]
@@ -167,13 +171,17 @@ def test_promotion_needs_a_better_ndcg_under_the_same_protocol(trained_root: Pat
             metric=metric, protocol=protocol,
         )  # fmt: skip
 
-    assert not decide(best - 0.01).promoted
-    assert not decide(best).promoted  # a tie does not move the champion
-    assert champion_version(client, name=settings.model_name, alias="champion").version == champion.version
-    assert decide(best + 0.01).promoted
-    assert champion_version(client, name=settings.model_name, alias="champion").version == challenger.version
-    # Put the original back for the other tests that share this registry.
-    client.set_registered_model_alias(settings.model_name, "champion", champion.version)
+    try:
+        assert not decide(best - 0.01).promoted
+        assert not decide(best).promoted  # a tie does not move the champion
+        current = champion_version(client, name=settings.model_name, alias="champion")
+        assert current is not None and current.version == champion.version
+        assert decide(best + 0.01).promoted
+        current = champion_version(client, name=settings.model_name, alias="champion")
+        assert current is not None and current.version == challenger.version
+    finally:
+        # The original back, pass or fail: the other tests share this registry.
+        client.set_registered_model_alias(settings.model_name, "champion", champion.version)
 
 
 def test_folding_a_trained_user_back_in_reproduces_their_spark_vector(spark, trained_root: Path) -> None:  # type: ignore[no-untyped-def]

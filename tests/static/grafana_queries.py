@@ -28,6 +28,8 @@ API_METRICS = frozenset(
         "filmrec_model_age_seconds",
         "filmrec_model_reloads_total",
         "filmrec_model_reload_failures_total",
+        "filmrec_model_refused_total",
+        "filmrec_model_champion_refused",
         "filmrec_kafka_publish_failures_total",
         "filmrec_dependency_up",
         "filmrec_model_metric",

@@ -69,9 +69,12 @@ STREAMING_SERVICES = {"ratings-stream"}
 _SHARED = {"LAKEHOUSE_PATH", "FILMREC_VAR_DIR", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS"}
 _MODEL = {"MODEL_NAME", "MODEL_ALIAS", "KAFKA_RATINGS_TOPIC", "KAFKA_RATINGS_PARTITIONS"}
 _SPARK = {"SPARK_MASTER_URL", "FILMREC_JARS_DIR", "SPARK_CHECKPOINT_DIR"}
+# Whoever validates ratings (the API, CSV loads and the Kafka job in Airflow, the stream).
+_RATINGS = {"FILMREC_RATED_AT_FLOOR", "FILMREC_RATED_AT_MAX_FUTURE_SECONDS"}
 NEEDED_SETTINGS: dict[str, set[str]] = {
     "api": _SHARED
     | _MODEL
+    | _RATINGS
     | {
         "DATABASE_URL",
         "REDIS_URL",
@@ -94,17 +97,20 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
         "HIT_CACHE_TTL_SECONDS",
         "FILMREC_API_KEYS",
         "FILMREC_DEMO_API_KEY",
+        "FILMREC_ALLOW_DEMO_KEY_ON_NETWORK",
         "FILMREC_API_KEYS_FOR_READS",
         "FILMREC_RATE_LIMIT",
         "FILMREC_RATE_LIMIT_STRATEGY",
         "FILMREC_MAX_BODY_BYTES",
         "FILMREC_CORS_ORIGINS",
+        "FILMREC_FORWARDED_ALLOW_IPS",
     },
     **dict.fromkeys(
         AIRFLOW_SERVICES,
         _SHARED
         | _MODEL
         | _SPARK
+        | _RATINGS
         | {
             "DATABASE_URL",
             "SPARK_DRIVER_MEMORY",
@@ -123,8 +129,26 @@ NEEDED_SETTINGS: dict[str, set[str]] = {
     **dict.fromkeys(SPARK_SERVICES, _SHARED | _SPARK),
     **dict.fromkeys(
         STREAMING_SERVICES,
-        _SHARED | _MODEL | _SPARK | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS", "SPARK_LOCAL_IP"},
+        _SHARED
+        | _MODEL
+        | _SPARK
+        | _RATINGS
+        | {"SPARK_DRIVER_MEMORY", "INGEST_TRIGGER_SECONDS", "SPARK_LOCAL_IP"},
     ),
+}
+
+# Settings whose embedded default is right for every service, so Compose leaves them
+# unset on purpose.
+DEFAULT_EVERYWHERE = {
+    "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+    "DATABASE_KEEPALIVE_IDLE_SECONDS",
+    "DATABASE_KEEPALIVE_INTERVAL_SECONDS",
+    "DATABASE_KEEPALIVE_COUNT",
+    "MIGRATION_LOCK_TIMEOUT_SECONDS",
+    # Unset, it is REDIS_URL: the Compose platform keeps the state on its one Redis.
+    "REDIS_STATE_URL",
+    # Reads per client: the embedded 600/minute is the platform's limit too.
+    "FILMREC_READ_RATE_LIMIT",
 }
 
 # Settings a service gets that may rightly be empty: empty means "off" (no CORS origin;
@@ -282,7 +306,7 @@ def test_var_dir_is_shared_where_spark_runs(services: dict[str, dict[str, Any]])
 
 def test_every_setting_is_assigned_to_a_service() -> None:
     aliases = config_aliases()
-    assigned = set().union(*NEEDED_SETTINGS.values())
+    assigned = set().union(*NEEDED_SETTINGS.values()) | DEFAULT_EVERYWHERE
     assert aliases, "no alias found in src/filmrec/config.py"
     assert assigned <= aliases, f"not settings of config.py: {sorted(assigned - aliases)}"
     assert aliases <= assigned, f"decide which services need {sorted(aliases - assigned)}"

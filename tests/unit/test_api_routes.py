@@ -6,8 +6,10 @@ narrow dependency it declares, built from the contract suite's tiny matrix.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from filmrec.config import Settings
 from filmrec.ingestion.contract import RatingEvent
@@ -100,11 +103,11 @@ class FakeIntake(RatingIntake):
         super().__init__(Settings(_env_file=None, KAFKA_BOOTSTRAP_SERVERS="fake:9092"), online, visibility)
         self.kafka_down = False
 
-    def accept(self, rating: RatingIn) -> RatingEvent:
+    def accept(self, rating: RatingIn, *, written_by: str | None = None) -> RatingEvent:
         if self.kafka_down:
             raise RatingsUnavailableError("Kafka did not take the rating: timed out")
         event = RatingEvent(event_id=uuid.uuid4(), user_id=rating.user_id, movie_id=rating.movie_id,
-                            rating=rating.rating, source="api")  # fmt: skip
+                            rating=rating.rating, source="api", written_by=written_by)  # fmt: skip
         self._apply_online(event)
         return event
 
@@ -303,7 +306,6 @@ def test_filters_have_their_own_cache_entries(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("params", "needle"),
     [
-        ({"year_min": 2005, "year_max": 2001}, "year_min: must be at most year_max (2001)"),
         ({"year_min": 1000}, "year_min: Input should be greater than or equal to 1870"),
         ({"year_max": 3000}, "year_max: Input should be less than or equal to 2100"),
         ({"genre": ""}, "genre: String should have at least 1 character"),
@@ -317,6 +319,11 @@ def test_bad_filters_answer_422_saying_why(client: TestClient, params: object, n
     assert response.status_code == 422
     body = response.json()
     assert needle in body["detail"] and body["errors"], body
+
+
+def test_an_empty_year_range_is_an_empty_list_not_an_error(client: TestClient) -> None:
+    response = client.get("/recommendations/1", params={"year_min": 2099, "year_max": 1870})
+    assert response.status_code == 200 and response.json()["items"] == []
 
 
 def test_a_genre_filter_with_the_database_down_answers_503(client: TestClient, movies: FakeMovies) -> None:
@@ -366,3 +373,85 @@ def test_the_document_states_every_filter_bound(client: TestClient) -> None:
     excluded = bounds(schemas["exclude"])
     assert excluded["maxItems"] == 100 and excluded["items"]["exclusiveMinimum"] == 0
     assert "503" in operation["responses"] and "metadata" in operation["responses"]["503"]["description"]
+
+
+# -- input rules stated in the document ---------------------------------------------------
+def string_parameters(document: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    """`METHOD path name` -> schema of every string query or path parameter."""
+    found = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                for schema in parameter["schema"].get("anyOf", [parameter["schema"]]):
+                    if schema.get("type") == "string" and parameter["in"] in ("query", "path"):
+                        found[f"{method.upper()} {path} {parameter['name']}"] = schema
+    return found
+
+
+def test_every_string_parameter_refuses_control_characters_in_the_document(client: TestClient) -> None:
+    parameters = string_parameters(client.get("/openapi.json").json())
+    assert {"GET /movies q", "GET /movies genre", "GET /recommendations/{user_id} genre"} <= set(parameters)
+    for name, schema in parameters.items():
+        pattern = re.compile(schema["pattern"])
+        assert pattern.fullmatch("Sci-Fi 2"), name
+        for control in ("\x00", "\x1f", "\x7f", "\n"):
+            assert not pattern.fullmatch(f"Drama{control}"), (name, control)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/recommendations/1", {"genre": "Drama\x00"}),
+        ("/movies", {"genre": "Drama\x00"}),
+        ("/movies", {"q": "heat\x00"}),
+        ("/movies", {"q": "heat\x1b[2J"}),
+    ],
+)
+def test_control_characters_answer_422_before_any_lookup(
+    client: TestClient, movies: FakeMovies, path: str, params: dict[str, str]
+) -> None:
+    movies.down = True  # a lookup would answer 503: the 422 comes first
+    response = client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"][0] == "query"
+
+
+def rate(client: TestClient, **fields: object) -> Response:
+    return client.post(
+        "/ratings", headers=DEMO_KEY, json={"user_id": 1, "movie_id": 101, "rating": 4.5} | fields
+    )
+
+
+@pytest.mark.parametrize(
+    ("rated_at", "needle"),
+    [
+        (0, "RFC 3339"),  # a number was read as 1970-01-01
+        (1714566600, "RFC 3339"),
+        ("1714566600", "RFC 3339"),
+        ("2024-05-01", "RFC 3339"),
+        ("2024-05-01T12:30:00", "RFC 3339"),  # no offset
+        ("9999-12-31T23:59:59Z", "rated_at_in_future"),
+        ("1969-12-31T23:59:59Z", "rated_at_before_floor"),
+    ],
+)
+def test_a_rating_time_outside_the_rule_answers_422(
+    client: TestClient, rated_at: object, needle: str
+) -> None:
+    response = rate(client, rated_at=rated_at)
+    assert response.status_code == 422 and needle in response.json()["detail"], response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "rated_at"]
+
+
+def test_a_rating_time_within_the_rule_is_accepted(client: TestClient) -> None:
+    for rated_at in ("2024-05-01T12:30:00Z", "2024-05-01T14:30:00+02:00", datetime.now(UTC).isoformat()):
+        assert rate(client, rated_at=rated_at).status_code == 202, rated_at
+
+
+def test_the_document_states_the_rating_time_rule_and_its_422(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    (rated_at,) = [s for s in document["components"]["schemas"]["RatingIn"]["properties"]["rated_at"]["anyOf"]
+                   if s.get("type") == "string"]  # fmt: skip
+    assert rated_at["format"] == "date-time"
+    assert "1995-01-01T00:00:00Z" in rated_at["description"] and "5 minutes" in rated_at["description"]
+    assert "UTC offset" in rated_at["description"] and "422" in rated_at["description"]
+    assert "422" in document["paths"]["/ratings"]["post"]["responses"]

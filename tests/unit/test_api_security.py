@@ -17,9 +17,17 @@ from fastapi.testclient import TestClient
 
 from filmrec.config import Settings
 from filmrec.serving import deps, metrics
-from filmrec.serving.api_keys import ApiKeyConfigError, ApiKeyring, hash_key, new_key, parse_keys
+from filmrec.serving.api_keys import (
+    ApiKeyConfigError,
+    ApiKeyring,
+    ExposedDemoKeyError,
+    hash_key,
+    new_key,
+    parse_keys,
+)
 from filmrec.serving.app import create_app
 from filmrec.serving.rate_limit import KeyRateLimiter
+from filmrec.serving.server import serve
 from tests.fake_intake import AcceptAll
 
 RATING = {"user_id": 1, "movie_id": 2, "rating": 4.5}
@@ -99,6 +107,44 @@ def test_rotation_accepts_old_and_new_key_then_only_the_new_one(tmp_path: Path) 
     after = TestClient(make_app(tmp_path, FILMREC_API_KEYS=f"web-2:{hash_key(new)}"))
     assert after.post("/ratings", json=RATING, headers={"X-API-Key": new}).status_code == 202
     assert after.post("/ratings", json=RATING, headers={"X-API-Key": old}).status_code == 403
+
+
+def test_each_rating_records_the_name_of_the_key_that_wrote_it(tmp_path: Path) -> None:
+    web, shop = new_key(), new_key()
+    app = make_app(tmp_path, FILMREC_API_KEYS=f"web:{hash_key(web)},shop-backend:{hash_key(shop)}")
+    intake = AcceptAll()
+    app.dependency_overrides[deps.get_rating_intake] = lambda: intake
+    client = TestClient(app)
+    for key in (web, shop):
+        assert client.post("/ratings", json=RATING, headers={"X-API-Key": key}).status_code == 202
+    assert [event.written_by for event in intake.accepted] == ["web", "shop-backend"]
+    assert all(key not in event.model_dump_json() for event in intake.accepted for key in (web, shop))
+    # The writer is the key's, never the client's word.
+    claimed = client.post("/ratings", json=RATING | {"written_by": "web"}, headers={"X-API-Key": shop})
+    assert claimed.status_code == 422 and "written_by" in claimed.json()["detail"]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "api.example.org"])
+def test_the_demo_key_on_a_reachable_address_stops_the_start(tmp_path: Path, host: str) -> None:
+    with pytest.raises(ExposedDemoKeyError, match="FILMREC_ALLOW_DEMO_KEY_ON_NETWORK"):
+        make_app(tmp_path, API_HOST=host)
+    with pytest.raises(ExposedDemoKeyError):
+        serve(Settings(_env_file=None, API_HOST=host))  # before uvicorn starts anything
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"API_HOST": "127.0.0.1"},
+        {"API_HOST": "::1"},
+        {"API_HOST": "localhost"},
+        {"API_HOST": "0.0.0.0", "FILMREC_ALLOW_DEMO_KEY_ON_NETWORK": "true"},
+        {"API_HOST": "0.0.0.0", "FILMREC_DEMO_API_KEY": ""},  # Compose: the demo key off
+        {"API_HOST": "0.0.0.0", "FILMREC_API_KEYS": f"web:{hash_key('s3cret')}"},  # ignored then
+    ],
+)
+def test_the_demo_key_starts_on_loopback_or_when_allowed(tmp_path: Path, settings: dict[str, str]) -> None:
+    make_app(tmp_path, **settings)
 
 
 def test_with_no_key_and_no_demo_key_every_write_is_refused(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from bench.api_sections import ratios
+from bench.api_sections import HIT_P99_TARGET_MS, hit_p99_target_met, ratios
 from bench.open_loop import ACHIEVED_FRACTION, rate_held, read_results, targets_text
 
 
@@ -103,3 +103,18 @@ def test_the_hit_path_is_judged_against_raw_asgi_and_the_model_path_against_fast
     assert verdicts["model_min3"]["target"] is None and verdicts["model_min3"]["target_met"] is None
     failed = ratios(rows | {"raw_bare": _row(None)})
     assert failed["cache_hit"]["ratio"] is None and failed["cache_hit"]["target_met"] is False
+
+
+def test_the_paced_p99_target_holds_only_at_a_held_rate() -> None:
+    fast = [_record(i / 100, latency_ms=1.0) for i in range(100)]
+    assert hit_p99_target_met(_read(fast)) and HIT_P99_TARGET_MS == 10.0
+    # The same 1 ms answers, but the run offered 102/s and achieved 100.9/s: below 99 %
+    # of its schedule, so its tail says nothing about that rate.
+    behind = _read(fast, offered=102.0)
+    assert behind.p99_ms == 1.0 and not behind.rate_held and not hit_p99_target_met(behind)
+    # One failed request: no achieved rate, no verdict of "met".
+    failed = _read([*fast[:99], _record(0.99, code=503)])
+    assert failed.p99_ms < HIT_P99_TARGET_MS and not hit_p99_target_met(failed)
+    # Held, but the tail is over the target.
+    slow = _read([_record(i / 100, latency_ms=12.0) for i in range(100)])
+    assert slow.rate_held and not hit_p99_target_met(slow)

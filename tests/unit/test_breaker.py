@@ -39,3 +39,38 @@ def test_a_failed_probe_opens_another_window() -> None:
         breaker.call(lambda: None)
     breaker.record_success()  # e.g. a /ready ping got through
     assert breaker.call(lambda: 1) == 1
+
+
+def _refused_value() -> None:
+    raise ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
+
+def test_an_error_the_input_caused_never_opens_it() -> None:
+    breaker = CircuitBreaker(
+        "x", retry_after_seconds=60, is_fault=lambda error: not isinstance(error, ValueError)
+    )
+    for _ in range(100):
+        with pytest.raises(ValueError):
+            breaker.call(_refused_value)
+    assert not breaker.is_open and breaker.last_error is None
+    assert breaker.call(lambda: "ok") == "ok"
+
+
+def test_a_probe_that_fails_on_its_input_leaves_the_next_caller_to_probe() -> None:
+    breaker = CircuitBreaker(
+        "x", retry_after_seconds=0.1, is_fault=lambda error: not isinstance(error, ValueError)
+    )
+    with pytest.raises(ConnectionError):
+        breaker.call(_fail)
+    time.sleep(0.15)
+    with pytest.raises(ValueError):
+        breaker.call(_refused_value)  # the probe: it says nothing about the dependency
+    assert breaker.call(lambda: "ok") == "ok"  # so this caller probes at once, and closes it
+    assert not breaker.is_open
+
+
+def test_by_default_every_error_counts() -> None:
+    breaker = CircuitBreaker("x", retry_after_seconds=60)
+    with pytest.raises(ValueError):
+        breaker.call(_refused_value)
+    assert breaker.is_open

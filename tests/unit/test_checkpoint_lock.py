@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from filmrec.ingestion import checkpoint_lock
 from filmrec.ingestion.checkpoint_lock import (
     LOCK_FILE_NAME,
     CheckpointBusyError,
@@ -43,17 +45,29 @@ def _holding_process(checkpoint: Path) -> subprocess.Popen[str]:
     return process
 
 
-def test_a_second_run_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
+def test_a_second_run_fails_at_once_naming_the_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     checkpoint = tmp_path / "checkpoint"
+    # Every flock request, as the kernel gets it: "at once" means each exclusive request
+    # is non-blocking (a blocking one would wait for the holder, however long it runs).
+    requests: list[int] = []
+    real_flock = checkpoint_lock.fcntl.flock
+
+    def recorded_flock(fd: int, operation: int) -> None:
+        requests.append(operation)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(checkpoint_lock.fcntl, "flock", recorded_flock)
     with CheckpointLock(checkpoint, mode="continuous") as first:
         assert first.held and first.path == checkpoint / LOCK_FILE_NAME
         recorded = json.loads(first.path.read_text())
         assert recorded["pid"] == os.getpid() and recorded["mode"] == "continuous"
 
-        started = time.monotonic()
+        requests.clear()
         with pytest.raises(CheckpointBusyError) as busy:
             CheckpointLock(checkpoint, mode="available_now").acquire()
-        assert time.monotonic() - started < 1, "non-blocking: a second run must not wait"
+        assert requests == [fcntl.LOCK_EX | fcntl.LOCK_NB], "one non-blocking attempt, no wait, no retry"
         message = str(busy.value)
         assert f"pid {os.getpid()}" in message
         assert "mode continuous" in message and recorded["started_at"] in message
@@ -107,3 +121,22 @@ def test_a_holder_that_wrote_nothing_usable_is_still_reported(content: str) -> N
     holder = LockHolder.parse(content)
     assert holder.pid is None
     assert "another ingestion run" in holder.describe()
+
+
+def test_a_busy_checkpoint_stops_the_job_before_spark_starts(tmp_path: Path) -> None:
+    """The lock comes first (kafka_ingest.run_ingestion_job): a second run never starts a JVM."""
+    from filmrec.config import Settings
+    from filmrec.ingestion.kafka_ingest import checkpoint_dir, run_ingestion_job
+    from filmrec.lakehouse.tables import LakehouseTables
+
+    settings = Settings(_env_file=None, LAKEHOUSE_PATH=tmp_path / "lakehouse")
+    spark_starts: list[str] = []
+
+    def start_spark() -> Any:
+        spark_starts.append("started")
+        raise AssertionError("Spark started although the checkpoint is busy")
+
+    checkpoint = checkpoint_dir(LakehouseTables(settings.lakehouse_path))
+    with CheckpointLock(checkpoint, mode="continuous"), pytest.raises(CheckpointBusyError):
+        run_ingestion_job(start_spark, settings)
+    assert spark_starts == []

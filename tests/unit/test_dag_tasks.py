@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -166,45 +163,7 @@ def test_warm_cache_skips_without_redis(caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_notify_skips_without_api_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without API_URL nothing is waited for; with it, notify_api is tested against the
+    real API (tests/integration/test_api.py)."""
     monkeypatch.delenv("API_URL", raising=False)
     assert notify_api(Settings(_env_file=None), model_version="2")["notified"] is False
-
-
-@pytest.fixture
-def api_serving() -> Iterator[tuple[str, dict[str, str]]]:
-    """A real HTTP server answering GET /model with whatever version the test sets."""
-    state = {"version": "1"}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"name": "filmrec", "version": state["version"]}).encode()
-            self.send_response(200 if self.path == "/model" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", state
-    server.shutdown()
-    thread.join(timeout=5)
-
-
-def test_notify_waits_until_the_api_serves_the_new_version(api_serving: tuple[str, dict[str, str]]) -> None:
-    url, state = api_serving
-    settings = Settings(_env_file=None, MODEL_POLL_SECONDS=0.1)
-    timer = threading.Timer(0.5, lambda: state.update(version="2"))  # the API's poll picks it up
-    timer.start()
-    outcome = notify_api(settings, model_version="2", api_url=url, timeout_seconds=10)
-    assert outcome == {"notified": True, "api_url": url, "served_version": "2"}
-
-
-def test_notify_fails_when_the_api_never_switches(api_serving: tuple[str, dict[str, str]]) -> None:
-    url, _state = api_serving
-    settings = Settings(_env_file=None, MODEL_POLL_SECONDS=0.1)
-    with pytest.raises(TimeoutError, match="still serves v1"):
-        notify_api(settings, model_version="2", api_url=url, timeout_seconds=1)

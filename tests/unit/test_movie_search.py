@@ -18,6 +18,7 @@ from filmrec.metadata.title_search import normalise_title
 from filmrec.serving import deps
 from filmrec.serving.app import create_app
 from filmrec.serving.movie_lookup import MetadataUnavailableError, MovieLookup
+from filmrec.serving.parameters import is_search_text
 
 CATALOGUE = [
     MovieInfo(1, "Stargate", 1994, ["Action", "Sci-Fi"]),
@@ -120,6 +121,8 @@ def test_genres_are_listed(client: TestClient) -> None:
     ("params", "needle"),
     [
         ({"q": "!!!"}, "q: needs a letter or a digit"),
+        ({"q": "star\x00"}, "q: needs a letter or a digit, and no control characters"),
+        ({"q": "star", "genre": "Sci-Fi\x00"}, "genre: String should match pattern"),
         ({"q": ""}, "q: String should have at least 1 character"),
         ({"q": "x", "limit": 0}, "limit: Input should be greater than or equal to 1"),
         ({"q": "x", "offset": -1}, "offset: Input should be greater than or equal to 0"),
@@ -129,6 +132,18 @@ def test_bad_searches_answer_422(client: TestClient, params: dict, needle: str) 
     response = client.get("/movies", params=params)
     assert response.status_code == 422 and needle in response.json()["detail"]
     assert response.json()["errors"], "the documented 422 body (ValidationErrorOut) lists each problem"
+
+
+@pytest.mark.parametrize("q", ["🎬", "—", "\U0001dd5c"])
+def test_a_query_with_nothing_to_search_for_matches_nothing(client: TestClient, q: str) -> None:
+    # The pattern admits any character beyond ASCII; normalising keeps none of these.
+    body = client.get("/movies", params={"q": q}).json()
+    assert body["total"] == 0 and body["items"] == [] and body["q"] == q
+
+
+def test_the_search_pattern_is_the_servers_rule() -> None:
+    assert is_search_text("Amélie") and is_search_text("Москва") and is_search_text("x")
+    assert not is_search_text("!!! ?") and not is_search_text("star\n") and not is_search_text("")
 
 
 def test_a_database_that_is_down_answers_503(client: TestClient, store: MovieStore) -> None:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filmrec.ingestion.contract import QuarantineReason
+from filmrec.ingestion.contract import QuarantineReason, RatedAtRule
 from filmrec.ingestion.validation import content_event_id, validate_ratings
 from filmrec.lakehouse.ratings import append_quarantine, write_ratings
 from filmrec.lakehouse.tables import LakehouseTables, ensure_all_tables
@@ -51,8 +51,11 @@ def _quarantine_rows(frame: DataFrame, *, source: str) -> DataFrame:
     )
 
 
-def load_ratings_csv(spark: SparkSession, tables: LakehouseTables, path: Path) -> LoadReport:
-    """Load a MovieLens ratings.csv (userId,movieId,rating,timestamp)."""
+def load_ratings_csv(
+    spark: SparkSession, tables: LakehouseTables, path: Path, *, rule: RatedAtRule | None = None
+) -> LoadReport:
+    """Load a MovieLens ratings.csv (userId,movieId,rating,timestamp); `rule`: when a
+    rating can have been made (default: the settings')."""
     from pyspark.sql import functions as F
 
     ensure_all_tables(spark, tables)
@@ -75,7 +78,7 @@ def load_ratings_csv(spark: SparkSession, tables: LakehouseTables, path: Path) -
         F.get(fields, 3).alias("rated_at_raw"),
     )
     checked = (
-        validate_ratings(parsed)
+        validate_ratings(parsed, rule)
         .withColumn(
             "reason",
             F.when(
@@ -103,6 +106,7 @@ def load_ratings_csv(spark: SparkSession, tables: LakehouseTables, path: Path) -
             "rated_at",
             F.lit(source).alias("source"),
             F.current_timestamp().alias("ingested_at"),
+            F.lit(None).cast("string").alias("written_by"),  # no API key wrote a CSV row
         )
         counts = write_ratings(spark, tables, valid)
     finally:

@@ -16,7 +16,9 @@ from filmrec.ingestion.contract import RatingEvent
 # rated_at (for the API), but on the wire a missing event_id would get a fresh UUID
 # on every read and break deduplication, so the ingestion job rejects it too.
 WIRE_REQUIRED_FIELDS = ("event_id", "user_id", "movie_id", "rating", "rated_at", "source")
-WIRE_FIELDS = ("schema_version", *WIRE_REQUIRED_FIELDS)
+# Optional: schema_version (1 when absent) and written_by (the API key's name, only on
+# ratings the API took).
+WIRE_FIELDS = ("schema_version", *WIRE_REQUIRED_FIELDS, "written_by")
 
 
 class InvalidEventError(ValueError):

@@ -48,11 +48,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from filmrec.config import Settings, get_settings
 from filmrec.ingestion.checkpoint_lock import CheckpointBusyError, CheckpointLock
-from filmrec.ingestion.contract import QuarantineReason
+from filmrec.ingestion.contract import (
+    EVENT_ID_PATTERN,
+    EVENT_SCHEMA_VERSION,
+    SOURCE_MAX_LENGTH,
+    WRITER_NAME_PATTERN,
+    QuarantineReason,
+    RatedAtRule,
+)
 from filmrec.ingestion.events import WIRE_FIELDS, WIRE_REQUIRED_FIELDS
 from filmrec.ingestion.ingest_status import HEARTBEAT_SECONDS, IngestionMode, RunState, RunStatus
 from filmrec.ingestion.topics import bootstrap_servers
-from filmrec.ingestion.validation import validate_ratings
+from filmrec.ingestion.validation import fully_matches, validate_ratings
 from filmrec.lakehouse.ratings import append_quarantine, merge_into_clean, write_ratings
 from filmrec.lakehouse.tables import LakehouseTables, ensure_all_tables, read_table
 
@@ -64,8 +71,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "kafka_ratings"
 CONSUMER_GROUP = "filmrec-ingest"  # offsets mirrored here so standard Kafka tools see the lag
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-MAX_SOURCE_LENGTH = 64  # as in contract.RatingEvent
 INVALID = QuarantineReason.INVALID_EVENT.value
 # Exit code of a run that found the checkpoint held by another run (sysexits' EX_TEMPFAIL:
 # try again later; a supervisor restarting the continuous job does exactly that).
@@ -105,8 +110,8 @@ def checkpoint_dir(tables: LakehouseTables) -> Path:
 def _envelope_reason(payload: Column, event: Column) -> Column:
     """Why a message is not a rating event at all (null when its envelope is fine).
 
-    The rules mirror `events.deserialize_event`; field values are left to
-    `validate_ratings`, shared with the CSV loader.
+    The rules are `events.deserialize_event`'s, from the contract's constants; field
+    values are left to `validate_ratings`, shared with the CSV loader.
     """
     from pyspark.sql import functions as F
 
@@ -116,25 +121,33 @@ def _envelope_reason(payload: Column, event: Column) -> Column:
         F.array(*[F.when(event[name].isNull(), F.lit(name)) for name in WIRE_REQUIRED_FIELDS])
     )
     source_length = F.length(event["source"])
+    writer = event["written_by"]
     return (
         F.when(keys.isNull(), F.lit(f"{INVALID}: malformed JSON"))
         .when(F.size(unknown) > 0, F.concat(F.lit(f"{INVALID}: unknown fields "), F.array_join(unknown, ",")))
         .when(
-            event["schema_version"].isNotNull() & (F.trim(event["schema_version"]) != "1"),
+            event["schema_version"].isNotNull()
+            & (F.trim(event["schema_version"]) != str(EVENT_SCHEMA_VERSION)),
             F.lit(f"{INVALID}: unsupported schema_version"),
         )
         .when(F.size(missing) > 0, F.concat(F.lit(f"{INVALID}: missing "), F.array_join(missing, ",")))
-        .when(~F.lower(F.trim(event["event_id"])).rlike(UUID_PATTERN), F.lit(f"{INVALID}: event_id"))
-        .when((source_length < 1) | (source_length > MAX_SOURCE_LENGTH), F.lit(f"{INVALID}: source"))
+        .when(
+            ~fully_matches(F.lower(F.trim(event["event_id"])), EVENT_ID_PATTERN),
+            F.lit(f"{INVALID}: event_id"),
+        )
+        .when((source_length < 1) | (source_length > SOURCE_MAX_LENGTH), F.lit(f"{INVALID}: source"))
+        .when(
+            writer.isNotNull() & ~fully_matches(writer, WRITER_NAME_PATTERN), F.lit(f"{INVALID}: written_by")
+        )
     )
 
 
-def parse_messages(messages: DataFrame) -> DataFrame:
+def parse_messages(messages: DataFrame, rule: RatedAtRule | None = None) -> DataFrame:
     """Kafka rows (value, topic, partition, offset) -> typed events with `reason`.
 
     Every JSON field is read as a string, so a wrongly typed value reaches
     `validate_ratings` as text and is rejected with a precise reason instead of
-    vanishing into a null.
+    vanishing into a null. `rule`: when a rating can have been made (default: the settings').
     """
     from pyspark.sql import functions as F
 
@@ -155,7 +168,8 @@ def parse_messages(messages: DataFrame) -> DataFrame:
             F.col("event.movie_id").alias("movie_id_raw"),
             F.col("event.rating").alias("rating_raw"),
             F.col("event.rated_at").alias("rated_at_raw"),
-        )
+        ),
+        rule,
     )
     # Malformed JSON: the field checks would only repeat "everything is null".
     combined = F.when(F.json_object_keys("payload").isNull(), envelope).otherwise(
@@ -191,6 +205,7 @@ def _raw_rows(valid: DataFrame) -> DataFrame:
         "rated_at",
         F.col("event.source").alias("source"),
         F.current_timestamp().alias("ingested_at"),
+        F.col("event.written_by").alias("written_by"),
     )
 
 
@@ -212,11 +227,13 @@ class BatchWriter:
         tables: LakehouseTables,
         report: IngestionReport,
         *,
+        rule: RatedAtRule | None = None,
         after_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self.spark = spark
         self.tables = tables
         self.report = report
+        self.rule = rule
         self.after_batch = after_batch
         self.markers = checkpoint_dir(tables) / "_filmrec_batches"
         self._batch_lock = threading.Lock()
@@ -257,7 +274,7 @@ class BatchWriter:
         retry = started.exists()
         started.touch()
 
-        checked = parse_messages(batch).persist()
+        checked = parse_messages(batch, self.rule).persist()
         try:
             read = checked.count()
             quarantined = append_quarantine(
@@ -472,7 +489,9 @@ def _run_locked(
             last_batch_at=datetime.now(UTC).isoformat(),
         )
 
-    writer = BatchWriter(spark, tables, report, after_batch=after_batch)
+    writer = BatchWriter(
+        spark, tables, report, rule=RatedAtRule.from_settings(settings), after_batch=after_batch
+    )
     try:
         ensure_all_tables(spark, tables)
         reader = (

@@ -1,20 +1,37 @@
 """Rating validation as Spark column expressions.
 
 CSV loads and the Kafka ingestion job both call `validate_ratings`, so a row is
-rejected for the same reason whichever way it arrived. The rules mirror
-`filmrec.ingestion.contract`, which the API uses for single events.
+rejected for the same reason whichever way it arrived. The rules are
+`filmrec.ingestion.contract`'s, which the API uses for single events: its constants
+and its RatedAtRule, expressed here as columns.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from filmrec.ingestion.contract import RATING_MAX, RATING_MIN, QuarantineReason
+from filmrec.ingestion.contract import (
+    EPOCH_SECONDS_PATTERN,
+    MAX_ID,
+    RATING_MAX,
+    RATING_MIN,
+    UTC_OFFSET_SUFFIX,
+    QuarantineReason,
+    RatedAtRule,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-MAX_ID = 2**31 - 1
+
+def fully_matches(text: Column, pattern: str) -> Column:
+    """Whether the whole of `text` matches `pattern`, as Python's re.fullmatch and
+    pydantic read the contract's anchored patterns: Java's `$` also matches before a
+    final line break, so `rlike` alone would let "name\n" through."""
+    from pyspark.sql import functions as F
+
+    return text.rlike(pattern) & (F.regexp_extract(text, pattern, 0) == text)
 
 
 def _id_column(raw: Column) -> Column:
@@ -30,20 +47,43 @@ def _timestamp_column(raw: Column) -> Column:
 
     text = F.trim(raw)
     epoch = text.try_cast("long")
-    from_epoch = F.when(text.rlike(r"^\d+$") & (epoch > 0), F.timestamp_seconds(epoch))
-    from_iso = F.when(~text.rlike(r"^\d+$"), F.try_to_timestamp(text))
+    from_epoch = F.when(text.rlike(EPOCH_SECONDS_PATTERN) & (epoch > 0), F.timestamp_seconds(epoch))
+    from_iso = F.when(~text.rlike(EPOCH_SECONDS_PATTERN), F.try_to_timestamp(text))
     return F.coalesce(from_epoch, from_iso)
 
 
-def validate_ratings(frame: DataFrame) -> DataFrame:
+def _rated_at_checks(
+    raw: Column, rated_at: Column, rule: RatedAtRule, now: datetime
+) -> list[tuple[Column, QuarantineReason]]:
+    """RatedAtRule.violation as columns (a time that parsed; an unparsable one has its own reason)."""
+    from pyspark.sql import functions as F
+
+    text = F.trim(raw)
+    parsed = rated_at.isNotNull()
+    return [
+        (
+            parsed & ~text.rlike(EPOCH_SECONDS_PATTERN) & ~text.rlike(UTC_OFFSET_SUFFIX),
+            QuarantineReason.RATED_AT_WITHOUT_OFFSET,
+        ),
+        (parsed & (rated_at < F.lit(rule.floor)), QuarantineReason.RATED_AT_BEFORE_FLOOR),
+        # `now` is the driver's, once per batch: a row is judged by when it was ingested.
+        (parsed & (rated_at > F.lit(rule.latest(now))), QuarantineReason.RATED_AT_IN_FUTURE),
+    ]
+
+
+def validate_ratings(
+    frame: DataFrame, rule: RatedAtRule | None = None, *, now: datetime | None = None
+) -> DataFrame:
     """Type the raw string columns and list every rule a row breaks.
 
     Input columns: user_id_raw, movie_id_raw, rating_raw, rated_at_raw (strings).
     Adds user_id, movie_id (long), rating (double), rated_at (timestamp) and
-    `reason`: null for a valid row, else the broken rules joined by ';'.
+    `reason`: null for a valid row, else the broken rules joined by ';'. `rule`
+    defaults to the settings' (RatedAtRule.current), `now` to the driver's clock.
     """
     from pyspark.sql import functions as F
 
+    rule = rule or RatedAtRule.current()
     rating = F.trim(F.col("rating_raw")).try_cast("double")
     typed = (
         frame.withColumn("user_id", _id_column(F.col("user_id_raw")))
@@ -67,6 +107,7 @@ def validate_ratings(frame: DataFrame) -> DataFrame:
             QuarantineReason.RATING_NOT_HALF_STEP,
         ),
         (F.col("rated_at").isNull(), QuarantineReason.UNPARSABLE_TIMESTAMP),
+        *_rated_at_checks(F.col("rated_at_raw"), F.col("rated_at"), rule, now or datetime.now(UTC)),
     ]
     reasons = F.array_compact(
         F.array(*[F.when(condition, F.lit(reason.value)) for condition, reason in checks])

@@ -83,7 +83,9 @@ def merge_into_clean(spark: SparkSession, tables: LakehouseTables, new_raw: Data
     """Merge new raw ratings into clean: one row per user x movie, the latest wins.
 
     Ties on rated_at are broken by event_id so that the result does not depend on
-    arrival order, which keeps replays and re-runs deterministic.
+    arrival order, which keeps replays and re-runs deterministic. Every rated_at here
+    kept the contract's RatedAtRule (an instant, not in the future, not before the
+    floor), so no rating can win this comparison for ever.
     """
     from delta.tables import DeltaTable
     from pyspark.sql import Window

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import StructField, StructType
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ def raw_ratings_schema() -> StructType:
             T.StructField("rated_at", T.TimestampType(), False),
             T.StructField("source", T.StringType(), False),
             T.StructField("ingested_at", T.TimestampType(), False),
+            # The name of the API key that wrote the rating (never the key); null for CSV
+            # loads, replays, and rows written before the column existed.
+            T.StructField("written_by", T.StringType(), True),
         ]
     )
 
@@ -117,11 +120,36 @@ def quarantine_schema() -> StructType:
 
 
 def ensure_table(spark: SparkSession, path: str, schema: StructType) -> None:
-    """Create an empty Delta table at `path` unless one is there already."""
+    """Create an empty Delta table at `path` unless one is there already; add the
+    columns a newer schema has to a table made before them (`missing_columns`)."""
     from delta.tables import DeltaTable
 
     if not DeltaTable.isDeltaTable(spark, path):
         spark.createDataFrame([], schema).write.format("delta").mode("ignore").save(path)
+        return
+    added = missing_columns(DeltaTable.forPath(spark, path).toDF().schema, schema)
+    if added:
+        columns = ", ".join(f"`{field.name}` {field.dataType.simpleString()}" for field in added)
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+
+
+class SchemaEvolutionError(RuntimeError):
+    """A table lacks a column that cannot be added in place (a required one)."""
+
+
+def missing_columns(existing: StructType, wanted: StructType) -> list[StructField]:
+    """The fields of `wanted` that `existing` lacks, in order. Only nullable columns are
+    added in place (old rows read null); a missing required column is an error, not a
+    guess. Merges insert by name, so every writer then has the column to fill."""
+    have = {field.name.lower() for field in existing.fields}
+    added = [field for field in wanted.fields if field.name.lower() not in have]
+    required = [field.name for field in added if not field.nullable]
+    if required:
+        raise SchemaEvolutionError(
+            f"the table lacks required column(s) {', '.join(required)}: it predates them; "
+            "migrate it by hand or load it again"
+        )
+    return added
 
 
 def ensure_all_tables(spark: SparkSession, tables: LakehouseTables) -> None:

@@ -18,7 +18,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import OperationalError
 
+from filmrec.config import get_settings
 from filmrec.metadata.engine import make_engine
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ MIGRATIONS_DIR = Path(str(importlib.resources.files("filmrec.metadata") / "migra
 BASELINE_REVISION = "0001"
 # Any constant works; it only has to be the same in every process that migrates.
 _PG_LOCK_KEY = 0x66696C6D  # "film"
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that expired
 
 
 def alembic_config() -> Config:
@@ -59,13 +62,56 @@ def _run(connection: Connection, revision: str, *, downgrade: bool) -> None:
         command.upgrade(config, revision)
 
 
-def upgrade_engine(engine: Engine, revision: str = "head", *, downgrade: bool = False) -> str | None:
-    """Migrate the database behind `engine`; return the revision it is at afterwards."""
+class MigrationLockTimeoutError(RuntimeError):
+    """Another process held the migration lock for longer than the bounded wait."""
+
+
+def _lock_for_migration(connection: Connection, timeout_seconds: float) -> None:
+    """Take the session's migration lock, waiting at most `timeout_seconds` for it.
+
+    The wait is bounded by the server's lock_timeout, set for this one transaction only
+    (the statement timeout is lifted for it, so that the longer of the two is not cut
+    short by the other). A process stuck while holding the lock (or a migration that
+    runs for very long) then fails the others' start-up with a clear error instead of
+    hanging them.
+    """
+    try:
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
+        connection.execute(text(f"SET LOCAL lock_timeout = {max(1, round(timeout_seconds * 1000))}"))
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
+    except OperationalError as error:
+        connection.rollback()
+        if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        raise MigrationLockTimeoutError(
+            f"the metadata migration lock (PostgreSQL advisory lock {_PG_LOCK_KEY}) was not "
+            f"released within {timeout_seconds:g} s (MIGRATION_LOCK_TIMEOUT_SECONDS): another "
+            "process is migrating or is stuck holding it. Find it with `SELECT pid FROM "
+            f"pg_locks WHERE locktype = 'advisory' AND objid = {_PG_LOCK_KEY}`; end it with "
+            "pg_terminate_backend(pid) if it is stuck, or raise the setting for a long migration."
+        ) from error
+    connection.commit()  # the lock is the session's: it outlives this transaction
+
+
+def upgrade_engine(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    downgrade: bool = False,
+    lock_timeout_seconds: float | None = None,
+) -> str | None:
+    """Migrate the database behind `engine`; return the revision it is at afterwards.
+
+    On PostgreSQL, waits at most `lock_timeout_seconds` (default: the setting
+    MIGRATION_LOCK_TIMEOUT_SECONDS) for another process's migration, then raises
+    MigrationLockTimeoutError.
+    """
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             # API workers start together: one migrates, the others wait and find nothing to do.
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
-            connection.commit()
+            if lock_timeout_seconds is None:
+                lock_timeout_seconds = get_settings().migration_lock_timeout_seconds
+            _lock_for_migration(connection, lock_timeout_seconds)
         try:
             _run(connection, revision, downgrade=downgrade)
             connection.commit()
@@ -91,11 +137,14 @@ def upgrade_database(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from filmrec.config import get_settings
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     url = (argv or sys.argv[1:] or [get_settings().effective_database_url])[0]
-    print(f"database at revision {upgrade_database(url)}")
+    try:
+        revision = upgrade_database(url)
+    except MigrationLockTimeoutError as error:
+        log.error("%s", error)
+        return 1
+    print(f"database at revision {revision}")
     return 0
 
 

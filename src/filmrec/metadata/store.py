@@ -15,7 +15,8 @@ from sqlalchemy import Engine, case, delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from filmrec.metadata.engine import make_engine
+from filmrec.config import Settings
+from filmrec.metadata.engine import ConnectionLimits, make_engine
 from filmrec.metadata.migrate import upgrade_engine
 from filmrec.metadata.orm import Genre, Link, ModelDeployment, Movie
 from filmrec.metadata.title_search import like_patterns, normalise_title
@@ -77,12 +78,24 @@ class MovieStore:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_seconds: float = 5.0) -> MovieStore:
-        return cls(make_engine(url, timeout_seconds=timeout_seconds))
+    def from_url(
+        cls, url: str, *, timeout_seconds: float = 5.0, limits: ConnectionLimits | None = None
+    ) -> MovieStore:
+        """A store on `url`; `limits` bound its PostgreSQL connections (default: the settings')."""
+        return cls(make_engine(url, timeout_seconds=timeout_seconds, limits=limits))
 
-    def create_schema(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
-        upgrade_engine(self.engine)
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout_seconds: float = 5.0) -> MovieStore:
+        """The configured database, bounded by these settings' connection limits."""
+        return cls.from_url(
+            settings.effective_database_url,
+            timeout_seconds=timeout_seconds,
+            limits=ConnectionLimits.from_settings(settings),
+        )
+
+    def create_schema(self, *, lock_timeout_seconds: float | None = None) -> None:
+        """Bring the schema to the newest migration (idempotent); see upgrade_engine."""
+        upgrade_engine(self.engine, lock_timeout_seconds=lock_timeout_seconds)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

@@ -137,7 +137,7 @@ class ItemWeightsRecommender(Recommender):
     @classmethod
     def load(cls, paths: Mapping[str, str | Path]) -> ItemWeightsRecommender:
         """Read the artifacts written by `save` (by artifact name, as MLflow hands them)."""
-        stored = np.load(paths["item_weights"])
+        stored = np.load(paths["item_weights"], allow_pickle=False)
         by_name: dict[str, InputScale] = {name: name for name in INPUT_SCALES}
         scale = by_name.get(str(stored["input_scale"]))
         if scale is None:

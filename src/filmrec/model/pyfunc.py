@@ -1,12 +1,16 @@
-"""The MLflow pyfunc that wraps a `Recommender` of any family.
+"""The MLflow pyfunc that wraps a `Recommender` of any family, for MLflow's users.
 
 Its artifacts are plain numpy files (factors or item weights, id maps, rated movies,
 popularity), so anything that can load a pyfunc can score it, and the API needs no JVM.
+The API itself never loads the pyfunc (that unpickles the wrapper and runs its bundled
+code): it downloads the artifacts alone, checks their hash against the version's tag
+and reads them with numpy (`load_registered_recommender`, model/artifacts.py).
 """
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +20,14 @@ from mlflow import MlflowClient
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from pydantic import BaseModel, Field
 
-from filmrec.model.item_weights import ITEM_WEIGHTS_ARTIFACTS, ItemWeightsRecommender
-from filmrec.model.recommender import FactorRecommender, Recommender
+from filmrec.model.artifacts import (
+    PYFUNC_ARTIFACTS_DIR,
+    artifact_paths,
+    artifacts_sha256,
+    load_verified,
+    recommender_from_artifacts,
+)
+from filmrec.model.recommender import Recommender
 
 MODEL_ARTIFACT_PATH = "model"
 
@@ -34,13 +44,6 @@ class RecommendationList(BaseModel):
     movie_ids: list[int]
     scores: list[float]
     strategy: str
-
-
-def recommender_from_artifacts(paths: dict[str, str | Path]) -> Recommender:
-    """The family the artifacts were written by (item weights: EASE; else factors)."""
-    if ITEM_WEIGHTS_ARTIFACTS.keys() <= paths.keys():
-        return ItemWeightsRecommender.load(paths)
-    return FactorRecommender.load(paths)
 
 
 class RecommenderModel(PythonModel):
@@ -81,6 +84,7 @@ MODEL_CODE = (
     "__init__.py",
     "model/__init__.py",
     "model/pyfunc.py",
+    "model/artifacts.py",
     "model/recommender.py",
     "model/fold_in.py",
     "model/item_weights.py",
@@ -104,10 +108,23 @@ def _model_code(directory: Path) -> Path:
     return target
 
 
-def log_recommender(recommender: Recommender, *, input_user_id: int) -> str:
-    """Log `recommender` as a pyfunc in the active run; return the model URI."""
+@dataclass(frozen=True)
+class LoggedRecommender:
+    """A logged model's URI, and the SHA-256 of its serving artifacts (for the version tag)."""
+
+    model_uri: str
+    artifacts_sha256: str
+
+
+def log_recommender(recommender: Recommender, *, input_user_id: int) -> LoggedRecommender:
+    """Log `recommender` as a pyfunc in the active run; return its URI and artifacts' hash.
+
+    Register it with `register_recommender`, which records the hash on the version: the
+    API serves no version without it.
+    """
     with tempfile.TemporaryDirectory(prefix="filmrec-model-") as tmp:
         paths = recommender.save(Path(tmp) / "artifacts")
+        digest = artifacts_sha256(paths)
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT_PATH,
             python_model=RecommenderModel(),
@@ -116,25 +133,72 @@ def log_recommender(recommender: Recommender, *, input_user_id: int) -> str:
             input_example=[{"user_id": input_user_id, "k": 10}],
             pip_requirements=["numpy", "numba", "pydantic", f"mlflow=={mlflow.__version__}"],
         )
-    return info.model_uri
+    return LoggedRecommender(model_uri=info.model_uri, artifacts_sha256=digest)
 
 
-def load_registered_recommender(client: MlflowClient, *, name: str, version: str) -> Recommender:
+def register_recommender(logged: LoggedRecommender, name: str, *, tags: dict[str, str] | None = None) -> str:
+    """Register a logged recommender as a new version of `name`, hash tag included."""
+    from filmrec.model.registry import TAG_ARTIFACTS_SHA256
+
+    registered = mlflow.register_model(
+        logged.model_uri, name, tags={**(tags or {}), TAG_ARTIFACTS_SHA256: logged.artifacts_sha256}
+    )
+    return str(registered.version)
+
+
+def download_serving_artifacts(client: MlflowClient, *, name: str, version: str, directory: Path) -> Path:
+    """Download one version's serving artifacts into `directory`; return where they are.
+
+    Only the artifacts: not the pickled wrapper (python_model.pkl) nor the bundled code.
+    """
+    model_uri = client.get_model_version_download_uri(name, version).rstrip("/")
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{model_uri}/{PYFUNC_ARTIFACTS_DIR}",
+        dst_path=str(directory),
+        tracking_uri=client.tracking_uri,
+    )
+    return Path(local)
+
+
+def load_registered_recommender(
+    client: MlflowClient, *, name: str, version: str, expected_sha256: str
+) -> Recommender:
     """Load one registered version through `client` (no global tracking URI involved).
 
+    Reads the numpy artifacts alone, once their hash is `expected_sha256` (raises
+    ArtifactDigestError otherwise): nothing from the registry is unpickled or imported.
     Loading by version, not by alias, guarantees that what is served is the version
     the caller looked up, even if the alias moves meanwhile.
     """
-    artifact_uri = client.get_model_version_download_uri(name, version)
     with tempfile.TemporaryDirectory(prefix="filmrec-load-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=client.tracking_uri
-        )
-        return load_recommender(local)
+        directory = download_serving_artifacts(client, name=name, version=version, directory=Path(tmp))
+        return load_verified(directory, expected_sha256=expected_sha256)
+
+
+def record_artifacts_sha256(client: MlflowClient, *, name: str, version: str) -> str:
+    """Hash a registered version's serving artifacts as they are now, and tag the version.
+
+    For versions registered before the tag existed: whoever runs it vouches that the
+    registry's current content is what training wrote.
+    """
+    from filmrec.model.registry import TAG_ARTIFACTS_SHA256
+
+    with tempfile.TemporaryDirectory(prefix="filmrec-hash-") as tmp:
+        directory = download_serving_artifacts(client, name=name, version=version, directory=Path(tmp))
+        paths = artifact_paths(directory)
+        if not paths:
+            raise ValueError(f"{name} v{version} has no serving artifacts")
+        digest = artifacts_sha256(paths)
+    client.set_model_version_tag(name, version, TAG_ARTIFACTS_SHA256, digest)
+    return digest
 
 
 def load_recommender(model_uri: str) -> Recommender:
-    """Load a logged or registered model and return the numpy recommender inside it."""
+    """Load a logged or registered model through MLflow's pyfunc (MLflow users, notebooks).
+
+    This unpickles the model's wrapper and imports its bundled code: only for models
+    you trust. The API uses `load_registered_recommender` instead.
+    """
     pyfunc_model = mlflow.pyfunc.load_model(model_uri)
     wrapper = pyfunc_model.unwrap_python_model()
     if not isinstance(wrapper, RecommenderModel) or wrapper.recommender is None:

@@ -346,10 +346,14 @@ class Recommender(ABC):
 
     @staticmethod
     def _shared_fields(paths: Mapping[str, str | Path]) -> dict[str, Any]:
-        """The constructor arguments every family reads from SHARED_ARTIFACTS."""
-        id_maps = np.load(paths["id_maps"])
-        rated = np.load(paths["rated_items"])
-        popularity = np.load(paths["popularity"])
+        """The constructor arguments every family reads from SHARED_ARTIFACTS.
+
+        Every load says allow_pickle=False (numpy's default, restated because these
+        files come from the registry: an object array must not be unpickled).
+        """
+        id_maps = np.load(paths["id_maps"], allow_pickle=False)
+        rated = np.load(paths["rated_items"], allow_pickle=False)
+        popularity = np.load(paths["popularity"], allow_pickle=False)
         return {
             "user_ids": id_maps["user_ids"],
             "item_ids": id_maps["item_ids"],
@@ -441,12 +445,16 @@ class FactorRecommender(Recommender):
     @classmethod
     def load(cls, paths: Mapping[str, str | Path]) -> FactorRecommender:
         """Read the artifacts written by `save` (by artifact name, as MLflow hands them)."""
-        fold_in = FoldInSolver.from_arrays(dict(np.load(paths["fold_in"]))) if "fold_in" in paths else None
+        fold_in = (
+            FoldInSolver.from_arrays(dict(np.load(paths["fold_in"], allow_pickle=False)))
+            if "fold_in" in paths
+            else None
+        )
         top_k.warm_up()
         return cls(
             **cls._shared_fields(paths),
-            user_factors=np.load(paths["user_factors"]),
-            item_factors=np.load(paths["item_factors"]),
+            user_factors=np.load(paths["user_factors"], allow_pickle=False),
+            item_factors=np.load(paths["item_factors"], allow_pickle=False),
             fold_in=fold_in,
         )
 

@@ -22,6 +22,9 @@ PROMOTION_METRIC = "ndcg_at_10"
 TAG_PROTOCOL = "eval_protocol"
 TAG_DATA_VERSION = "data_version"
 TAG_MODEL_FAMILY = "model_family"
+# SHA-256 of the version's serving artifacts (model/artifacts.py), recorded at
+# registration; the API serves no version whose artifacts do not hash to it.
+TAG_ARTIFACTS_SHA256 = "artifacts_sha256"
 
 # Names registries made before the platform's model had one name (see migrate_registry).
 FORMER_MODEL_NAME = "filmrec-als"

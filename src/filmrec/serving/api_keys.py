@@ -12,19 +12,51 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
 
 from filmrec.config import Settings
+from filmrec.ingestion.contract import WRITER_NAME_PATTERN
 
 HEADER = "X-API-Key"
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
-_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# A key's name is what each rating it writes records (written_by): the contract's rule.
+_NAME = re.compile(WRITER_NAME_PATTERN)
 
 
 class ApiKeyConfigError(ValueError):
     """FILMREC_API_KEYS is malformed (the API refuses to start rather than guess)."""
+
+
+class ExposedDemoKeyError(SystemExit):
+    """The public demo key on an address other hosts reach: refused at start."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (an address, or `localhost`)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
+
+
+def refuse_exposed_demo_key(settings: Settings, keyring: ApiKeyring) -> None:
+    """Stop here when the demo key is on and API_HOST is not a loopback address.
+
+    The demo key is public (it is in the docs), so on a reachable address anyone could
+    write ratings. FILMREC_ALLOW_DEMO_KEY_ON_NETWORK=true says it is meant.
+    """
+    if keyring.demo and not is_loopback(settings.api_host) and not settings.allow_demo_key_on_network:
+        raise ExposedDemoKeyError(
+            f"refusing to start: the public demo API key is accepted and API_HOST={settings.api_host} "
+            "is reachable from other hosts. Configure real keys (FILMREC_API_KEYS, "
+            "`python -m filmrec api-key new`), or turn the demo key off (FILMREC_DEMO_API_KEY=), "
+            "or bind to 127.0.0.1, or set FILMREC_ALLOW_DEMO_KEY_ON_NETWORK=true if this is meant."
+        )
 
 
 def hash_key(plain: str) -> str:

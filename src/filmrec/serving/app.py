@@ -26,9 +26,9 @@ from filmrec.config import Settings, get_settings
 from filmrec.metadata.store import MovieStore
 from filmrec.serving import metrics, responses
 from filmrec.serving.api_docs import add_redoc
-from filmrec.serving.api_keys import HEADER, ApiKeyring
+from filmrec.serving.api_keys import HEADER, ApiKeyring, refuse_exposed_demo_key
 from filmrec.serving.cache import build_cache
-from filmrec.serving.deps import require_read_key
+from filmrec.serving.deps import limit_reads, require_read_key
 from filmrec.serving.health_checks import ReadinessProbe
 from filmrec.serving.hit_cache import HitCache
 from filmrec.serving.hit_fast_path import HitFastPath
@@ -124,9 +124,7 @@ def build_state(settings: Settings) -> AppState:
     metrics.register_ingestion_status(LakehouseTables(settings.lakehouse_path).ingestion_status)
     holder = ModelHolder()
     loader = ChampionLoader(settings, holder)
-    store = MovieStore.from_url(
-        settings.effective_database_url, timeout_seconds=settings.dependency_timeout_seconds * 4
-    )
+    store = MovieStore.from_settings(settings, timeout_seconds=settings.dependency_timeout_seconds * 4)
     movies = MovieLookup(store, retry_after_seconds=settings.cache_retry_seconds)
     cache = build_cache(settings)
     online = build_online_state(settings) if settings.online_state_enabled else None
@@ -182,7 +180,7 @@ def build_state(settings: Settings) -> AppState:
 def _prepare_database(state: AppState) -> None:
     """Run the migrations (the API's prestart step); a database that is down is not fatal."""
     try:
-        state.movies.store.create_schema()
+        state.movies.store.create_schema(lock_timeout_seconds=state.settings.migration_lock_timeout_seconds)
     except Exception as error:
         metrics.DEPENDENCY_UP.labels(dependency="database").set(0)
         log.warning("database unavailable at start-up (migrations not run): %s", error)
@@ -288,7 +286,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Built here, not in the lifespan: neither needs a running service (the Redis
     # client connects on first use), and a malformed key list or limit fails at once.
     app.state.keyring = ApiKeyring.from_settings(settings)
+    refuse_exposed_demo_key(settings, app.state.keyring)
     app.state.write_limiter = KeyRateLimiter.from_settings(settings)
+    app.state.read_limiter = (
+        KeyRateLimiter.from_settings(settings, scope="read") if settings.read_rate_limit else None
+    )
     if app.state.keyring.demo:
         log.warning("no FILMREC_API_KEYS configured: writes accept the demo key only (%s: demo)", HEADER)
 
@@ -317,12 +319,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content=validation_error_body(error.errors()))
 
+    # The key check first: with keyed reads, a request without a valid key is a 401/403
+    # and counts against no budget. The hit fast path counts the reads it answers itself.
+    read_dependencies = [Depends(require_read_key)] if keyed_reads else []
+    read_responses: responses.Responses = {**responses.AUTH} if keyed_reads else {}
+    if app.state.read_limiter is not None:
+        read_dependencies.append(Depends(limit_reads))
+        read_responses |= responses.READ_RATE_LIMITED
     for router in (recommendations.router, movies.router, model.router):
-        app.include_router(
-            router,
-            dependencies=[Depends(require_read_key)] if keyed_reads else None,
-            responses=responses.AUTH if keyed_reads else None,
-        )
+        app.include_router(router, dependencies=read_dependencies, responses=read_responses)
     # The page itself is static and public: it calls the API with the visitor's key.
     for router in (ratings.router, health.router, web.router):
         app.include_router(router)

@@ -20,7 +20,7 @@ from filmrec.serving.api_keys import HEADER, ApiKeyring
 from filmrec.serving.health_checks import ReadinessProbe
 from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MovieLookup
-from filmrec.serving.rate_limit import KeyRateLimiter
+from filmrec.serving.rate_limit import READ_COUNTED, KeyRateLimiter, LimitDecision, scope_read_client
 from filmrec.serving.rating_intake import RatingIntake
 from filmrec.serving.recommendations import RecommendationService
 from filmrec.serving.state import AppState
@@ -112,18 +112,39 @@ async def require_read_key(presented: PresentedKey, keyring: KeyringDep) -> str:
     return _caller(keyring, presented)
 
 
+def too_many_requests(decision: LimitDecision, what: str) -> HTTPException:
+    """The 429 of a refused limit check (responses.RATE_LIMITED, READ_RATE_LIMITED)."""
+    seconds = decision.retry_after_seconds
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail=f"rate limit exceeded: at most {decision.limit} {what}; retry in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+WRITES_PER_KEY = "writes per API key"
+READS_PER_CLIENT = "reads per client (the API key's name when one is sent, else the address)"
+
+
 async def require_write_key(presented: PresentedKey, keyring: KeyringDep, limiter: WriteLimiterDep) -> str:
     """Writes and admin operations: a configured key, within its rate limit."""
     name = _caller(keyring, presented)
     decision = await limiter.acheck(name)
     if not decision.allowed:
-        seconds = decision.retry_after_seconds
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"rate limit exceeded: at most {decision.limit} writes per API key; retry in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
+        raise too_many_requests(decision, WRITES_PER_KEY)
     return name
+
+
+async def limit_reads(request: Request, keyring: KeyringDep) -> None:
+    """Reads within FILMREC_READ_RATE_LIMIT (create_app adds it to the read routers while
+    the limit is on). The key comes from the header itself, not from API_KEY_HEADER: a
+    Security dependency would mark open reads as needing a key in the OpenAPI document."""
+    limiter: KeyRateLimiter | None = request.app.state.read_limiter
+    if limiter is None or request.scope.get(READ_COUNTED):
+        return  # off, or counted already by the hit fast path (one count per request)
+    decision = await limiter.acheck(scope_read_client(request.scope, keyring))
+    if not decision.allowed:
+        raise too_many_requests(decision, READS_PER_CLIENT)
 
 
 # The caller's key name: a route that declares it is refused without a valid key.

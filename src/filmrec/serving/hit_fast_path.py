@@ -23,6 +23,13 @@ overrides (a test's stand-ins are what the route would use), and a miss that nee
 I/O (with the state in Redis: a user with online ratings, whose fold-in needs them).
 With FILMREC_API_KEYS_FOR_READS the reads need a key, so create_app does not install
 the layer at all.
+
+The read rate limit (FILMREC_READ_RATE_LIMIT) applies here too, or the cheapest
+request would be the one that escapes it: a request of the common shape is counted
+once, before its body is looked up, and the scope marks it counted so that FastAPI's
+dependency does not count it again when the layer hands it on. With the in-process
+limiter the count is a dict update on the loop; with the limiter in Redis it is the
+same round trip, in a worker thread, that FastAPI's dependency would make.
 """
 
 from __future__ import annotations
@@ -30,10 +37,13 @@ from __future__ import annotations
 import re
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from filmrec.serving import responses
+from filmrec.serving.deps import READS_PER_CLIENT, too_many_requests
+from filmrec.serving.rate_limit import READ_COUNTED, KeyRateLimiter, scope_read_client
 from filmrec.serving.routers.recommendations import (
     K_DEFAULT,
     K_GE,
@@ -59,15 +69,33 @@ class HitFastPath:
         self._route: APIRoute | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = self._held_body(scope) if scope["type"] == "http" else None
+        common = self._common_request(scope) if scope["type"] == "http" else None
+        if common is None:
+            await self.app(scope, receive, send)
+            return
+        app: FastAPI = scope["app"]
+        limiter: KeyRateLimiter | None = getattr(app.state, "read_limiter", None)
+        if limiter is not None:
+            decision = await limiter.acheck(scope_read_client(scope, app.state.keyring))
+            scope[READ_COUNTED] = True
+            if not decision.allowed:
+                # FastAPI's answer to the dependency's HTTPException, byte for byte.
+                refusal = too_many_requests(decision, READS_PER_CLIENT)
+                self._route = self._route or _recommendations_route(app)
+                scope["route"] = self._route
+                response = JSONResponse({"detail": refusal.detail}, refusal.status_code, refusal.headers)
+                await response(scope, receive, send)
+                return
+        body = self._held_body(scope, *common)
         if body is None:
             await self.app(scope, receive, send)
             return
         scope["route"] = self._route
         await responses.json_response(body)(scope, receive, send)
 
-    def _held_body(self, scope: Scope) -> bytes | None:
-        """The stored body when this request is the common shape and this process holds it."""
+    @staticmethod
+    def _common_request(scope: Scope) -> tuple[int, int] | None:
+        """(user id, k) when the request is the common shape, within the route's bounds."""
         if scope["method"] != "GET" or scope.get("root_path"):
             return None
         path = _PATH.fullmatch(scope["path"])
@@ -84,6 +112,10 @@ class HitFastPath:
             k = K_DEFAULT
         if not (USER_ID_GT < user_id < USER_ID_LT and K_GE <= k <= K_LE):
             return None
+        return user_id, k
+
+    def _held_body(self, scope: Scope, user_id: int, k: int) -> bytes | None:
+        """The stored body when this process holds it (or computes it without I/O)."""
         app: FastAPI = scope["app"]
         state: AppState | None = getattr(app.state, "filmrec", None)  # set in the lifespan
         if app.dependency_overrides or state is None:

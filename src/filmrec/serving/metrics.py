@@ -63,6 +63,19 @@ MODEL_AGE.set_function(
 MODEL_METRIC = Gauge("filmrec_model_metric", "Offline metrics of the served model", ["metric"])
 MODEL_RELOADS = Counter("filmrec_model_reloads", "Successful model (re)loads")
 MODEL_RELOAD_FAILURES = Counter("filmrec_model_reload_failures", "Failed model loads or registry checks")
+# Champions the API would not serve (serving/model_holder.py), once per version and tag:
+# mismatch, its artifacts do not hash to its artifacts_sha256 tag; unverified, no tag.
+MODEL_REFUSED = Counter(
+    "filmrec_model_refused",
+    "Champion versions refused by their artifacts' hash, by reason (mismatch, unverified)",
+    ["reason"],
+)
+for _reason in ("mismatch", "unverified"):
+    MODEL_REFUSED.labels(reason=_reason)
+MODEL_CHAMPION_REFUSED = Gauge(
+    "filmrec_model_champion_refused",
+    "1 while the registry's champion is refused (and another model, or none, serves)",
+)
 KAFKA_PUBLISH_FAILURES = Counter("filmrec_kafka_publish_failures", "Rating events Kafka did not take")
 DEPENDENCY_UP = Gauge("filmrec_dependency_up", "1 when a dependency answered its last check", ["dependency"])
 DEPENDENCY_LATENCY = Gauge(

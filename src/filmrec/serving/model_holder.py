@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from filmrec.config import Settings
-from filmrec.model.registry import TAG_MODEL_FAMILY
+from filmrec.model.registry import TAG_ARTIFACTS_SHA256, TAG_MODEL_FAMILY
 from filmrec.serving import metrics
 from filmrec.serving.loaded_model import LoadedModel
 
@@ -83,16 +83,48 @@ def champion_version(settings: Settings) -> tuple[str, str | None, dict[str, str
     return str(version.version), version.run_id, dict(version.tags), created
 
 
+class ModelRefusedError(RuntimeError):
+    """A version the API will not serve: its artifacts are not provably training's."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # mismatch | unverified (the metric's label)
+
+
 def load_version(
     settings: Settings, version: str, run_id: str | None, tags: dict[str, str], created_at: datetime | None
 ) -> LoadedModel:
+    """Load one version from its numpy artifacts, once their hash matches its tag.
+
+    Raises ModelRefusedError for a version without the tag, or whose artifacts changed
+    since training; nothing of it is parsed then (and nothing is ever unpickled).
+    """
+    from filmrec.model.artifacts import ArtifactDigestError
     from filmrec.model.pyfunc import load_registered_recommender
     from filmrec.model.registry import registry_client
 
-    # By version, not by alias: the alias may move between looking it up and loading.
-    recommender = load_registered_recommender(
-        registry_client(settings), name=settings.model_name, version=version
-    )
+    name = settings.model_name
+    expected = tags.get(TAG_ARTIFACTS_SHA256)
+    if not expected:
+        raise ModelRefusedError(
+            "unverified",
+            f"{name} v{version} has no {TAG_ARTIFACTS_SHA256} tag (registered before the API "
+            "checked artifact hashes, or not by the training job), so nothing proves its "
+            "artifacts are what training wrote. Retrain, or if you trust the registry's "
+            f"content, run `python -m filmrec registry hash --version {version}` "
+            "(docs/operations.md)",
+        )
+    try:
+        # By version, not by alias: the alias may move between looking it up and loading.
+        recommender = load_registered_recommender(
+            registry_client(settings), name=name, version=version, expected_sha256=expected
+        )
+    except ArtifactDigestError as error:
+        raise ModelRefusedError(
+            "mismatch",
+            f"{name} v{version}: {error}. Its artifacts changed after training (tampering, "
+            "or a broken copy): retrain, or restore the artifact store",
+        ) from error
     return LoadedModel(
         recommender=recommender,
         name=settings.model_name,
@@ -130,6 +162,8 @@ class ChampionLoader:
         self.last_latency_ms: float | None = None  # of the last alias lookup, for /ready
         # The registry answered the last poll (even if only to say there is no champion yet).
         self.registry_up = False
+        # The (version, hash tag) last refused: not downloaded again until either changes.
+        self._refused: tuple[str, str | None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -150,8 +184,15 @@ class ChampionLoader:
             if current is not None and current.version == version:
                 self.last_error = None
                 metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
+                metrics.MODEL_CHAMPION_REFUSED.set(0)
                 return False
+            if self._refused == (version, tags.get(TAG_ARTIFACTS_SHA256)):
+                metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
+                return False  # last_error still says why
             model = load_version(self.settings, version, run_id, tags, created_at)
+        except ModelRefusedError as error:
+            self._refuse(version, tags, error)
+            return False
         except Exception as error:  # the registry may be down: keep serving what we have
             self.last_error = f"{type(error).__name__}: {error}"[:500]
             # "No such model" or "no such alias" is an answer: the registry is up, just
@@ -163,6 +204,7 @@ class ChampionLoader:
             return False
         previous = self.holder.swap(model)
         self.last_error = None
+        metrics.MODEL_CHAMPION_REFUSED.set(0)
         metrics.MODEL_RELOADS.inc()
         metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
         log.info("serving %s v%s", self.settings.model_name, version)
@@ -172,6 +214,24 @@ class ChampionLoader:
             except Exception:  # bookkeeping must never undo a good swap
                 log.exception("on_swap hook failed")
         return True
+
+    def _refuse(self, version: str, tags: dict[str, str], error: ModelRefusedError) -> None:
+        """Keep serving what is served; say why, once per refused version and tag."""
+        self._refused = (version, tags.get(TAG_ARTIFACTS_SHA256))
+        self.last_error = f"refused: {error}"[:1000]
+        self.registry_up = True  # it answered; what it answered is not served
+        metrics.DEPENDENCY_UP.labels(dependency="model_registry").set(1)
+        metrics.MODEL_REFUSED.labels(reason=error.reason).inc()
+        metrics.MODEL_CHAMPION_REFUSED.set(1)
+        current = self.holder.current
+        log.error(
+            "refusing to serve champion %s v%s (%s), still serving %s: %s",
+            self.settings.model_name,
+            version,
+            error.reason,
+            f"v{current.version}" if current is not None else "no model",
+            error,
+        )
 
     def start_polling(self) -> None:
         if self._thread is not None:

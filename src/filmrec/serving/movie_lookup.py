@@ -45,10 +45,28 @@ class MetadataUnavailableError(RuntimeError):
     """The metadata database did not answer (or its breaker is open)."""
 
 
+def is_database_fault(error: Exception) -> bool:
+    """Whether `error` says the database is unwell, rather than that a value was refused.
+
+    A refused value (SQLSTATE class 22, data exception: a NUL in a string, a number out
+    of range; or the driver refusing to send it) is the input's fault: it neither opens
+    the breaker nor answers 503. Every other error counts, the unknown ones included.
+    """
+    from sqlalchemy import exc
+
+    if isinstance(error, exc.DataError):
+        return False
+    if isinstance(error, exc.StatementError) and isinstance(error.orig, ValueError | TypeError):
+        return False  # raised by the driver before anything was sent
+    return not isinstance(error, ValueError | TypeError)
+
+
 class MovieLookup:
     def __init__(self, store: MovieStore, *, retry_after_seconds: float = 2.0) -> None:
         self.store = store
-        self.breaker = CircuitBreaker("database", retry_after_seconds=retry_after_seconds)
+        self.breaker = CircuitBreaker(
+            "database", retry_after_seconds=retry_after_seconds, is_fault=is_database_fault
+        )
         self._matching: OrderedDict[FilterKey, tuple[float, npt.NDArray[np.int64]]] = OrderedDict()
         self._matching_lock = threading.Lock()
         self._listing: Mapping[int, MovieInfo] | None = None
@@ -96,10 +114,15 @@ class MovieLookup:
         return matching
 
     def _required(self, read: Callable[[], T]) -> T:
-        """`read` through the breaker, for answers that are worthless without the database."""
+        """`read` through the breaker, for answers that are worthless without the database.
+
+        An error the input caused (is_database_fault) is no outage: it is raised as it is.
+        """
         try:
             return self.breaker.call(read)
         except Exception as error:
+            if not is_database_fault(error):
+                raise
             self._down(error)
             raise MetadataUnavailableError(
                 f"movie metadata is unavailable: {type(error).__name__}"

@@ -8,7 +8,9 @@ The rules, the same in both stores:
 * an event_id already applied changes nothing (re-deliveries, replays, retries);
 * per (user, movie) the rating with the latest rated_at wins, ties broken by
   event_id: the rule the lakehouse's clean table uses, so the API and the next
-  model agree on which rating counts;
+  model agree on which rating counts. Events are RatingEvents, whose rated_at keeps
+  the contract's RatedAtRule: an aware instant (epoch milliseconds here mean the same
+  to every reader), never in the future;
 * a user's ratings are kept until ONLINE_STATE_TTL_SECONDS after the latest of
   them was published (Redis: the key's expiry), and each is dropped earlier once
   the served model contains it (`prune` on a model swap);
@@ -409,11 +411,13 @@ def prune_contained(store: OnlineStateStore, recommender: Recommender) -> int:
 
 
 def build_online_state(settings: Settings) -> OnlineStateStore:
-    """Redis (shared by replicas) when REDIS_URL is set, this process's memory otherwise."""
+    """Redis (shared by replicas) when REDIS_STATE_URL or REDIS_URL is set, this
+    process's memory otherwise."""
     ttl = settings.online_state_ttl_seconds
-    if settings.redis_url:
+    url = settings.effective_redis_state_url
+    if url:
         return RedisOnlineState(
-            settings.redis_url,
+            url,
             ttl_seconds=ttl,
             namespace=settings.kafka_topic,
             timeout_seconds=settings.redis_timeout_seconds,

@@ -53,8 +53,9 @@ class RatingIntake:
                 self._publisher = RatingPublisher(self.settings, delivery_timeout_s=PUBLISH_TIMEOUT_SECONDS)
             return self._publisher
 
-    def accept(self, rating: RatingIn) -> RatingEvent:
-        """Publish `rating`; raise RatingsUnavailableError when Kafka cannot take it."""
+    def accept(self, rating: RatingIn, *, written_by: str | None = None) -> RatingEvent:
+        """Publish `rating`, recording `written_by` (the name of the API key that sent it,
+        never the key); raise RatingsUnavailableError when Kafka cannot take it."""
         from confluent_kafka import KafkaException
 
         from filmrec.ingestion.producer import PublishError
@@ -70,6 +71,7 @@ class RatingIntake:
             rating=rating.rating,
             rated_at=rating.rated_at or datetime.now(UTC),
             source="api",
+            written_by=written_by,
         )
         try:
             self._publisher_for().publish(event, PUBLISH_TIMEOUT_SECONDS)

@@ -75,6 +75,17 @@ RATE_LIMITED = error(
         }
     },
 )
+READ_RATE_LIMITED = error(
+    429,
+    "This client's read rate limit (FILMREC_READ_RATE_LIMIT) is used up: the client is the API "
+    "key's name when a valid key is sent, else the client's address",
+    headers={
+        "Retry-After": {
+            "description": "Seconds until the client may read again",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+)
 KAFKA_UNAVAILABLE = error(503, "Kafka is not configured (KAFKA_BOOTSTRAP_SERVERS) or did not take the rating")
 
 # What a client does after rating a movie, as OpenAPI links (operationIds set on the

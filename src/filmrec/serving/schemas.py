@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from filmrec.ingestion.contract import RATING_MAX, RATING_MIN, RATING_STEP, PositiveId, Rating
+from filmrec.config import Settings
+from filmrec.ingestion.contract import (
+    RATING_MAX,
+    RATING_MIN,
+    RATING_STEP,
+    PositiveId,
+    RatedAt,
+    RatedAtRule,
+    Rating,
+)
 
 # The contract's rule (ingestion/contract.py validates it) stated in the OpenAPI document,
 # so clients and the fuzzer see the range and the half steps the server enforces.
@@ -119,6 +129,36 @@ class ReadyOut(BaseModel):
     dependencies: list[DependencyOut]
 
 
+# RFC 3339's date-time, what the document's `format: date-time` promises: the offset
+# is part of the grammar. Digits only would be read as Unix seconds, a bare date as a
+# local midnight: the body takes exactly the documented form.
+RFC3339_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339_text(value: object) -> object:
+    if not isinstance(value, str) or not RFC3339_DATE_TIME.fullmatch(value):
+        raise ValueError("rated_at must be an RFC 3339 date-time string with its UTC offset")
+    return value
+
+
+def _rated_at_description() -> str:
+    # The document is built once, from the defaults; the server checks the settings'.
+    rule = RatedAtRule.from_settings(Settings.model_construct())
+    return (
+        "When the user rated the movie (default: now), as an RFC 3339 date-time "
+        f"with its UTC offset (e.g. 2024-05-01T12:30:00Z), {rule.describe()}; the floor and the skew are "
+        "FILMREC_RATED_AT_FLOOR and FILMREC_RATED_AT_MAX_FUTURE_SECONDS (defaults shown). "
+        "Outside them: 422. The latest rated_at of a user and a movie wins."
+    )
+
+
+DocumentedRatedAt = Annotated[
+    RatedAt, BeforeValidator(_rfc3339_text), Field(description=_rated_at_description())
+]
+
+
 class RatingIn(BaseModel):
     """One rating from a client; `event_id` lets a client retry without double counting."""
 
@@ -127,7 +167,7 @@ class RatingIn(BaseModel):
     user_id: PositiveId
     movie_id: PositiveId
     rating: DocumentedRating
-    rated_at: datetime | None = None
+    rated_at: DocumentedRatedAt | None = None
     event_id: uuid.UUID | None = None
 
 

@@ -10,8 +10,10 @@ ratings-topic consumer. That is only coherent when the processes share their sta
   it, and without Kafka never. With REDIS_URL the state is in Redis, the workers'
   consumers form one consumer group and split the partitions, and every worker sees
   every rating. So more than one worker requires REDIS_URL (or the online state off);
-* write rate limits: per process without Redis, N times the limit with N workers;
-  shared in Redis (serving/rate_limit.py);
+* rate limits (writes per key, reads per client): per process without Redis, N times
+  the limit with N workers; shared in Redis (serving/rate_limit.py);
+* client addresses: behind a proxy, the address a read is counted against is the one
+  the proxy forwards (X-Forwarded-For), believed only from FILMREC_FORWARDED_ALLOW_IPS;
 * model swaps: each worker polls the alias (MODEL_POLL_SECONDS); for up to one poll
   interval workers may serve different versions, each list under its own version's
   cache key, so no answer mixes the two.
@@ -19,7 +21,10 @@ ratings-topic consumer. That is only coherent when the processes share their sta
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from filmrec.config import Settings, get_settings
+from filmrec.serving.api_keys import ApiKeyring, refuse_exposed_demo_key
 
 # Each worker imports this factory itself (uvicorn needs an import string for workers).
 APP_FACTORY = "filmrec.serving.app:create_served_app"
@@ -30,12 +35,12 @@ class WorkerConfigError(SystemExit):
 
 
 def check_workers(settings: Settings) -> None:
-    if settings.api_workers > 1 and settings.online_state_enabled and not settings.redis_url:
+    if settings.api_workers > 1 and settings.online_state_enabled and not settings.effective_redis_state_url:
         raise WorkerConfigError(
-            f"API_WORKERS={settings.api_workers} needs REDIS_URL: without Redis each worker "
-            "process keeps its own online state (ratings the model has not seen), so a rating "
-            "answered by one worker would not change the lists the others serve. Set REDIS_URL, "
-            "or ONLINE_STATE_ENABLED=false, or API_WORKERS=1."
+            f"API_WORKERS={settings.api_workers} needs REDIS_URL (or REDIS_STATE_URL): without "
+            "Redis each worker process keeps its own online state (ratings the model has not "
+            "seen), so a rating answered by one worker would not change the lists the others "
+            "serve. Set REDIS_URL, or ONLINE_STATE_ENABLED=false, or API_WORKERS=1."
         )
 
 
@@ -46,6 +51,8 @@ def serve(settings: Settings | None = None, *, port: int | None = None) -> None:
 
     settings = settings or get_settings()
     check_workers(settings)
+    # Before any worker starts: one clear message, not one failed worker after another.
+    refuse_exposed_demo_key(settings, ApiKeyring.from_settings(settings))
     refuse_jvm_side()  # a serving process: no JVM side (see serving/jvm_guard.py)
     uvicorn.run(
         APP_FACTORY,
@@ -53,9 +60,21 @@ def serve(settings: Settings | None = None, *, port: int | None = None) -> None:
         host=settings.api_host,
         port=port or settings.api_port,
         workers=settings.api_workers,
-        # As the image always ran: X-Forwarded-* from the trusted proxy (nginx in Compose).
-        proxy_headers=True,
+        **proxy_options(settings),
     )
+
+
+class ProxyOptions(TypedDict):
+    proxy_headers: bool
+    forwarded_allow_ips: str
+
+
+def proxy_options(settings: Settings) -> ProxyOptions:
+    """X-Forwarded-* from the trusted proxy only (nginx in Compose): the read rate limit
+    counts per address, so a header believed from anyone would give each request a
+    budget of its own. Passed explicitly: uvicorn would otherwise read its own
+    FORWARDED_ALLOW_IPS variable, and Settings is the one reader of the environment."""
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
 
 
 def main() -> int:

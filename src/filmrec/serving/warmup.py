@@ -59,7 +59,7 @@ def warm_cache(
     model = model or load_champion(settings)
     cache = cache if cache is not None else build_cache(settings)
     if movies is None:
-        movies = MovieStore.from_url(settings.effective_database_url)
+        movies = MovieStore.from_settings(settings)
     recommender = model.recommender
     start = time.perf_counter()
     info: dict[int, MovieInfo] = {}

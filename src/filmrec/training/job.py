@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from pyspark.sql import DataFrame, SparkSession
 
+    from filmrec.model.pyfunc import LoggedRecommender
+
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +205,7 @@ def _register_and_promote(
     client: MlflowClient,
     settings: Settings,
     *,
-    model_uri: str,
+    logged: LoggedRecommender,
     run_id: str,
     version: int,
     protocol: EvaluationProtocol,
@@ -211,10 +213,14 @@ def _register_and_promote(
     metrics: dict[str, float],
     baseline_metrics: dict[str, float],
 ) -> tuple[str, PromotionDecision]:
-    """Register the logged model, tag the version, move `champion` only if it is better."""
-    import mlflow
+    """Register the logged model, tag the version, move `champion` only if it is better.
 
-    registered = mlflow.register_model(model_uri, settings.model_name)
+    The artifacts' hash is a tag of the registration itself: the version never exists
+    without it (the API refuses to serve one that lacks it).
+    """
+    from filmrec.model.pyfunc import register_recommender
+
+    registered_version = register_recommender(logged, settings.model_name)
     version_tags = {
         TAG_PROTOCOL: protocol.version,
         TAG_DATA_VERSION: str(version),
@@ -226,16 +232,16 @@ def _register_and_promote(
         f"baseline_popularity_{name}": f"{value:.6f}" for name, value in baseline_metrics.items()
     }
     for key, value in version_tags.items():
-        client.set_model_version_tag(settings.model_name, registered.version, key, value)
+        client.set_model_version_tag(settings.model_name, registered_version, key, value)
     decision = promote_if_better(
         client,
         name=settings.model_name,
         alias=settings.champion_alias,
-        version=str(registered.version),
+        version=registered_version,
         metric=metrics[PROMOTION_METRIC],
         protocol=protocol.version,
     )
-    return str(registered.version), decision
+    return registered_version, decision
 
 
 def _search_all(
@@ -359,14 +365,14 @@ def train_and_register(
             }
         )
         with clock.step("log_model"):
-            model_uri = log_recommender(final, input_user_id=int(final.user_ids[0]))
+            logged = log_recommender(final, input_user_id=int(final.user_ids[0]))
         clock.seconds["total"] = round(time.perf_counter() - total_start, 3)
         mlflow.log_metrics({f"seconds_{name}": value for name, value in clock.seconds.items()})
 
     model_version, decision = _register_and_promote(
         client,
         settings,
-        model_uri=model_uri,
+        logged=logged,
         run_id=run_id,
         version=version,
         protocol=protocol,

@@ -24,11 +24,13 @@ router = APIRouter(prefix="/ratings", tags=["ratings"])
         **responses.RATING_ACCEPTED_LINKS,
     },
 )
-def post_rating(_caller: WriteKeyDep, rating: RatingIn, intake: RatingIntakeDep) -> RatingAcceptedOut:
+def post_rating(caller: WriteKeyDep, rating: RatingIn, intake: RatingIntakeDep) -> RatingAcceptedOut:
     """Validate one rating and publish it to Kafka: the user's next recommendations fold
-    it in, and it reaches Delta on the next ingestion. Needs an API key (X-API-Key)."""
+    it in, and it reaches Delta on the next ingestion. Needs an API key (X-API-Key); the
+    key's name (never the key) is recorded with the rating, in Kafka and in Delta.
+    A key belongs to a trusted back end that rates for its users (CONNECTIONS.md)."""
     try:
-        event = intake.accept(rating)
+        event = intake.accept(rating, written_by=caller)
     except RatingsUnavailableError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
     return RatingAcceptedOut(event_id=event.event_id, topic=intake.topic)

@@ -8,6 +8,7 @@ from pydantic import Field
 from filmrec.serving import responses
 from filmrec.serving.deps import ModelDep, RecommendationsDep
 from filmrec.serving.movie_lookup import MetadataUnavailableError
+from filmrec.serving.parameters import PRINTABLE_TEXT
 from filmrec.serving.recommendations import MAX_EXCLUDED, RecommendationFilters
 from filmrec.serving.schemas import RecommendationsOut
 
@@ -30,11 +31,10 @@ GenreFilter = Annotated[
     Query(
         min_length=1,
         max_length=64,
-        # Printable only: PostgreSQL refuses a NUL in a string, and a database error
-        # must not be what a malformed filter earns (a 503, a tripped breaker).
-        pattern=r"^[^\x00-\x1f\x7f]+$",
+        pattern=PRINTABLE_TEXT,  # serving/parameters.py: why
         description="Only movies of this genre, in any case (GET /movies/genres lists them); "
-        "an unknown genre gives an empty list. Needs the metadata database (503 without it).",
+        "an unknown genre gives an empty list, control characters a 422. "
+        "Needs the metadata database (503 without it).",
     ),
 ]
 YearMin = Annotated[
@@ -42,8 +42,8 @@ YearMin = Annotated[
     Query(
         ge=YEAR_MIN,
         le=YEAR_MAX,
-        description="Only movies released in this year or later (movies without a year are left out); "
-        "at most year_max. Needs the metadata database (503 without it).",
+        description="Only movies released in this year or later (movies without a year are left out). "
+        "Above year_max no movie passes: an empty list. Needs the metadata database (503 without it).",
     ),
 ]
 YearMax = Annotated[
@@ -51,8 +51,8 @@ YearMax = Annotated[
     Query(
         ge=YEAR_MIN,
         le=YEAR_MAX,
-        description="Only movies released in this year or earlier (movies without a year are left out); "
-        "at least year_min. Needs the metadata database (503 without it).",
+        description="Only movies released in this year or earlier (movies without a year are left out). "
+        "Below year_min no movie passes: an empty list. Needs the metadata database (503 without it).",
     ),
 ]
 MovieIdItem = Annotated[int, Field(gt=0, lt=2**31)]
@@ -65,7 +65,11 @@ Excluded = Annotated[
 ]
 Explain = Annotated[
     bool,
-    Query(description="Add `because` to each item: the user's rated movie that contributed most"),
+    Query(
+        description="Add `because` to each item: the user's rated movie that contributed most. "
+        "It discloses a movie the user rated to whoever may read this user's list: reads are "
+        "open unless the server requires a key for them (FILMREC_API_KEYS_FOR_READS=true)."
+    ),
 ]
 
 
@@ -88,9 +92,8 @@ async def get_recommendations(
 ) -> Response:
     """Top-k movies the user has not rated, with ratings the model has not seen folded in;
     the popular ones for a user with no ratings. The filters apply before the top-k cut:
-    k movies come back whenever k pass them."""
-    if year_min is not None and year_max is not None and year_min > year_max:
-        raise responses.invalid_query("year_min", f"must be at most year_max ({year_max})", year_min)
+    k movies come back whenever k pass them (none when year_min > year_max: an empty
+    range is a filter that nothing passes, not an error)."""
     filters = RecommendationFilters(
         genre=genre, year_min=year_min, year_max=year_max, exclude=tuple(exclude or ())
     )
