@@ -13,7 +13,9 @@ import pandas as pd
 
 from filmrec.model.fold_in import FoldInConfig, preference_strength
 from filmrec.model.recommender import FactorRecommender
+from filmrec.serving.loaded_model import LoadedModel
 from filmrec.training.factor_models import assemble
+from tests.recommender_contract import tiny_matrix
 
 
 def _dense_solve(fixed: np.ndarray, prefs: np.ndarray, conf: np.ndarray, config: FoldInConfig) -> np.ndarray:
@@ -63,4 +65,17 @@ def reference_model(
         item_ids=items,
         item_factors=item_f,
         fold_in=config,
+    )
+
+
+def tiny_served_model() -> LoadedModel:
+    """The reference model on the contract's tiny matrix, as the API holds a champion."""
+    return LoadedModel(
+        recommender=reference_model(tiny_matrix()[0]),
+        name="tiny",
+        version="7",
+        run_id=None,
+        metrics={},
+        created_at=None,
+        family="ease",
     )

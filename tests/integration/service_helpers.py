@@ -48,6 +48,12 @@ def save_screenshot(page: Any, name: str) -> None:
 DEMO_KEY = {"X-API-Key": "demo"}
 
 
+# The tests' reads (load threads, polls) come from one address and are not abuse: the
+# limiter counts them but does not refuse them. Its own tests set a small limit. API
+# processes a test starts get it through their environment.
+TEST_READ_RATE_LIMIT = "1000000/minute"
+
+
 def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-def]
     """Settings with every piece of local state under `root` (lakehouse, MLflow, SQLite)."""
     from filmrec.config import Settings
@@ -67,9 +73,7 @@ def make_settings(root: Path, **overrides: object):  # type: ignore[no-untyped-d
         "REDIS_URL": None,
         "REDIS_STATE_URL": None,
         "KAFKA_BOOTSTRAP_SERVERS": None,
-        # The tests' reads (load threads, polls) come from one address and are not abuse:
-        # the limiter counts them but does not refuse them. Its own tests set a small limit.
-        "FILMREC_READ_RATE_LIMIT": "1000000/minute",
+        "FILMREC_READ_RATE_LIMIT": TEST_READ_RATE_LIMIT,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -22,7 +22,7 @@ import pytest
 
 from devstack.processes import free_port
 from filmrec.ingestion.topics import ensure_topic
-from tests.integration.service_helpers import DEMO_KEY, REPO, make_settings, wait_for
+from tests.integration.service_helpers import DEMO_KEY, REPO, TEST_READ_RATE_LIMIT, make_settings, wait_for
 
 # Settings this test gives the server; anything else in the environment could point
 # it at another test's services, so these names are removed first.
@@ -58,8 +58,10 @@ def two_workers(
         "API_HOST": "127.0.0.1",
         "API_PORT": str(port),
         "MODEL_POLL_SECONDS": "1",
+        "FILMREC_READ_RATE_LIMIT": TEST_READ_RATE_LIMIT,
     }
-    process = subprocess.Popen([sys.executable, str(REPO / "api" / "main.py")], env=env, cwd=REPO)
+    # Outside the checkout: Settings reads ./.env, and init.sh writes one there (Compose's keys).
+    process = subprocess.Popen([sys.executable, str(REPO / "api" / "main.py")], env=env, cwd=trained_root)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -190,8 +192,8 @@ def test_two_workers_without_redis_are_refused_with_the_reason(tmp_path: Path) -
     env = {name: value for name, value in os.environ.items() if name not in _SERVICE_NAMES}
     env |= {"FILMREC_VAR_DIR": str(tmp_path / "var"), "API_WORKERS": "2", "API_PORT": str(free_port())}
     result = subprocess.run(
-        [sys.executable, str(REPO / "api" / "main.py")], env=env, cwd=REPO, capture_output=True, text=True,
-        timeout=120,
+        [sys.executable, str(REPO / "api" / "main.py")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode != 0
     assert "API_WORKERS=2 needs REDIS_URL" in result.stderr

@@ -28,7 +28,7 @@ from filmrec.serving.app import create_app
 from filmrec.serving.model_holder import ModelHolder
 from filmrec.serving.online_state import InProcessOnlineState, RedisOnlineState
 from filmrec.serving.rating_stream import RatingStreamConsumer
-from tests.integration.service_helpers import DEMO_KEY, make_settings, wait_for
+from tests.integration.service_helpers import DEMO_KEY, TEST_READ_RATE_LIMIT, make_settings, wait_for
 
 NEW_USER = 900_001
 # Bounded waits: the loop's promise is seconds; the bound leaves room for a busy CI box.
@@ -130,6 +130,7 @@ def _api_process_env(settings: Settings, port: int) -> dict[str, str]:
         REDIS_URL=str(settings.redis_url),
         API_PORT=str(port),
         MODEL_POLL_SECONDS="1",
+        FILMREC_READ_RATE_LIMIT=TEST_READ_RATE_LIMIT,
     )
     return env
 
@@ -144,6 +145,7 @@ def test_two_api_processes_share_the_online_state_in_redis(
     other = subprocess.Popen(
         [sys.executable, "-m", "filmrec", "serve", "--port", str(port)],
         env=_api_process_env(settings, port),
+        cwd=trained_root,  # outside the checkout: Settings reads ./.env (init.sh writes one there)
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -23,14 +23,12 @@ from filmrec.serving.api_keys import hash_key, new_key
 from filmrec.serving.app import create_app
 from filmrec.serving.cache import InProcessCache
 from filmrec.serving.hit_cache import HitCache
-from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MovieLookup
 from filmrec.serving.online_state import InProcessOnlineState, VisibilityTracker
 from filmrec.serving.recommendations import RecommendationService
 from tests.api_contract_checks import RATINGS_OPERATION, register, run
 from tests.fake_intake import AcceptAll
-from tests.recommender_contract import tiny_matrix
-from tests.reference_als import reference_model
+from tests.reference_als import tiny_served_model
 from tests.unit.test_movie_search import CATALOGUE
 
 OPERATIONS = ("/movies", "/recommendations/{user_id}", "/ratings")
@@ -67,15 +65,7 @@ def app_and_key(tmp_path: Path) -> Iterator[tuple[Any, str]]:
     store.create_schema()
     store.upsert(CATALOGUE)
     movies = MovieLookup(store)
-    model = LoadedModel(
-        recommender=reference_model(tiny_matrix()[0]),
-        name="tiny",
-        version="7",
-        run_id=None,
-        metrics={},
-        created_at=None,
-        family="ease",
-    )
+    model = tiny_served_model()
     online = InProcessOnlineState(ttl_seconds=3600)
     service = RecommendationService(
         cache=InProcessCache(),

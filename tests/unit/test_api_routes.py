@@ -27,14 +27,13 @@ from filmrec.serving import deps
 from filmrec.serving.app import create_app
 from filmrec.serving.cache import InProcessCache
 from filmrec.serving.hit_cache import HitCache
-from filmrec.serving.loaded_model import LoadedModel
 from filmrec.serving.movie_lookup import MetadataUnavailableError, MovieLookup
 from filmrec.serving.online_state import InProcessOnlineState, VisibilityTracker
 from filmrec.serving.rating_intake import RatingIntake, RatingsUnavailableError
 from filmrec.serving.recommendations import RecommendationService
 from filmrec.serving.schemas import RatingIn, SimilarMoviesOut
-from tests.recommender_contract import GROUPS, tiny_matrix
-from tests.reference_als import reference_model
+from tests.recommender_contract import GROUPS
+from tests.reference_als import tiny_served_model
 
 # The embedded default's key: these settings configure no FILMREC_API_KEYS.
 DEMO_KEY = {"X-API-Key": "demo"}
@@ -131,15 +130,7 @@ def intake(online: InProcessOnlineState) -> FakeIntake:
 def app(
     tmp_path: Path, online: InProcessOnlineState, movies: FakeMovies, intake: FakeIntake
 ) -> Iterator[FastAPI]:
-    model = LoadedModel(
-        recommender=reference_model(tiny_matrix()[0]),
-        name="tiny",
-        version="7",
-        run_id=None,
-        metrics={},
-        created_at=None,
-        family="ease",
-    )
+    model = tiny_served_model()
     service = RecommendationService(
         cache=InProcessCache(),
         movies=movies,
