@@ -15,6 +15,7 @@ import socketserver
 import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -690,6 +691,8 @@ class FakeKafka(socketserver.BaseRequestHandler):
     requests: ClassVar[list[tuple[int, int, bytes]]] = []
 
     def handle(self) -> None:
+        messages: list[bytes] = []
+        FakePostgres.received.append(messages)
         stream = self.request.makefile("rb")
         while header := stream.read(4):
             message = stream.read(struct.unpack(">i", header)[0])
@@ -781,7 +784,9 @@ class FakePostgres(socketserver.BaseRequestHandler):
     method: ClassVar[str] = "md5"
     password: ClassVar[str] = "s3cret"
     row: ClassVar[list[bytes | None]] = [b"1"]
-    received: ClassVar[list[bytes]] = []
+    # What each connection sent after its start-up message, one list per connection in
+    # the order they were accepted (the check connects to each database in turn).
+    received: ClassVar[list[list[bytes]]] = []
 
     def read(self, stream: Any) -> tuple[bytes, bytes]:
         kind = stream.read(1)
@@ -789,6 +794,8 @@ class FakePostgres(socketserver.BaseRequestHandler):
         return kind, stream.read(size - 4)
 
     def handle(self) -> None:
+        messages: list[bytes] = []
+        FakePostgres.received.append(messages)
         stream = self.request.makefile("rb")
         (size,) = struct.unpack(">i", stream.read(4))
         startup = stream.read(size - 4)
@@ -804,7 +811,7 @@ class FakePostgres(socketserver.BaseRequestHandler):
             self.request.sendall(pg_message(b"R", struct.pack(">i", 3)))
             expected = self.password.encode() + b"\0"
         _, answer = self.read(stream)
-        FakePostgres.received.append(answer)
+        messages.append(answer)
         if answer != expected:
             failure = pg_error_payload(
                 S="FATAL", V="FATAL", C="28P01", M=f'password authentication failed for user "{user}"'
@@ -818,7 +825,7 @@ class FakePostgres(socketserver.BaseRequestHandler):
             + pg_message(b"Z", b"I")
         )
         kind, query = self.read(stream)
-        FakePostgres.received.append(kind + query)
+        messages.append(kind + query)
         cells = b"".join(
             struct.pack(">i", -1) if cell is None else struct.pack(">i", len(cell)) + cell
             for cell in self.row
@@ -829,7 +836,7 @@ class FakePostgres(socketserver.BaseRequestHandler):
             + pg_message(b"C", b"SELECT 1\0")
             + pg_message(b"Z", b"I")
         )
-        FakePostgres.received.append(self.read(stream)[0])
+        messages.append(self.read(stream)[0])
 
 
 @pytest.fixture
@@ -854,7 +861,14 @@ def test_postgres_logs_in_with_md5_and_cleartext(
     result = tc.run_check("postgres", postgres_config)
     assert result.status == tc.OK, result.detail
     assert result.detail == "SELECT 1 ok on filmrec, mlflow, airflow"
-    assert FakePostgres.received[1:3] == [b"QSELECT 1\0", b"X"]  # the query, then Terminate
+    # The client may be done before the server's thread has read its Terminate: wait for
+    # every connection's last message (a bound, not a timing).
+    deadline = time.monotonic() + 10
+    while any(len(messages) < 3 for messages in FakePostgres.received) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(FakePostgres.received) == 3
+    for messages in FakePostgres.received:
+        assert messages[1:] == [b"QSELECT 1\0", b"X"]  # the query, then Terminate
 
 
 def test_postgres_error_response_is_reported(postgres_config: Any, monkeypatch: pytest.MonkeyPatch) -> None:
