@@ -490,4 +490,15 @@ def test_the_proxy_config_reaches_every_replica() -> None:
     assert "listen 8000;" in directives and "proxy_pass http://filmrec_api;" in directives
     # Keep-alive to the replicas needs HTTP/1.1 and no Connection: close.
     assert "proxy_http_version 1.1;" in directives and 'proxy_set_header Connection "";' in directives
-    assert any(line.startswith("proxy_set_header X-Forwarded-For") for line in directives)
+    # The API believes X-Forwarded-For from any peer (FILMREC_FORWARDED_ALLOW_IPS=*: the
+    # replicas publish no port), so the proxy must overwrite it, never append the client's.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in directives
+    assert not any("$proxy_add_x_forwarded_for" in line for line in directives)
+
+
+def test_the_api_believes_forwarded_addresses_only_behind_the_proxy(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    api = services["api"]
+    assert api["environment"]["FILMREC_FORWARDED_ALLOW_IPS"] == "*"
+    assert "ports" not in api  # reachable through api-proxy alone
