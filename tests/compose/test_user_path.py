@@ -35,10 +35,6 @@ import pytest
 from tests.conftest import require
 from tests.static.static_helpers import load_connections_script
 
-# pytest-timeout's 900 s (pyproject) covers a test's fixture set-up too, and the first
-# test's set-up is `make compose-up`: it builds every image on a fresh machine.
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(2 * 3600)]
-
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / "var" / "compose-test"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,6 +42,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 SEARCH = os.environ.get("FILMREC_COMPOSE_SEARCH", "quick")
 # Bounds on waiting, not measurements: a fresh machine builds every image first.
 UP_TIMEOUT = 3600
+# pytest-timeout's 900 s (pyproject) covers a test's fixture set-up too, and the first
+# test's set-up is `make compose-up` (UP_TIMEOUT): it builds every image on a fresh machine.
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(UP_TIMEOUT + 600)]
 WAIT_MS = 60_000
 
 
