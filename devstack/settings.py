@@ -37,7 +37,7 @@ class DevSettings(BaseSettings):
     airflow_port: int = Field(default=8080, alias="AIRFLOW_PORT")
     api_port: int = Field(default=8000, alias="API_PORT")
     worker_cores: int = Field(default=2, ge=1, alias="SPARK_WORKER_CORES")
-    worker_memory: str = Field(default="2g", alias="SPARK_WORKER_MEMORY")
+    worker_memory: str = Field(default="4g", alias="SPARK_WORKER_MEMORY")
     stream_cores: int = Field(default=1, ge=1, alias="RATINGS_STREAM_CORES")
     model_poll_seconds: str = Field(default="5", alias="MODEL_POLL_SECONDS")
 

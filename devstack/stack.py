@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from filmrec.config import Settings
 
 BUNDLED_DATA = REPO / "data" / "ml-latest-small"
+# Every job's executors (the worker offers worker_memory: room for two at once).
+EXECUTOR_MEMORY = "2g"
 SPARK_JOBS = REPO / "spark" / "jobs"
 SPARK_CONFIG = REPO / "spark" / "config"
 API_ENTRY_DIR = REPO / "api"  # api/main.py, the API container's entry point
@@ -205,7 +207,7 @@ class NativeStack:
     lakehouse: Path
     var_dir: Path
     worker_cores: int = 2
-    worker_memory: str = "2g"
+    worker_memory: str = "4g"  # two jobs' executors at once: the stream's and a batch job's
     stream_cores: int = 1  # executor cores the continuous ingestion job keeps (of worker_cores)
     services: native_services.Stack = field(default_factory=native_services.Stack.from_env)
 
@@ -733,7 +735,8 @@ class NativeStack:
         from filmrec.orchestration.spark_submit import spark_submit_spec
 
         # The same spec as the Airflow operator's; the stack's drivers get 1g (2 cores, 24 GiB
-        # shared by every daemon), which is the only difference, and a parameter.
+        # shared by every daemon), which is the only difference, and a parameter. Executors
+        # get 2g, as in Compose: the quick search's EASE Gram ran a 1g executor out of heap.
         settings = self._settings().model_copy(
             update={"spark_jobs_dir": SPARK_JOBS, "spark_driver_memory": "1g"}
         )
@@ -742,7 +745,7 @@ class NativeStack:
                 settings,
                 job,
                 ("--result-path", str(result_path), *args),
-                executor_memory="1g",
+                executor_memory=EXECUTOR_MEMORY,
                 total_executor_cores=cores,
                 conf=conf,
             )
